@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the system packages the test tiers need (Debian), when they are missing.
+# Tests start their own servers (PostgreSQL cluster, dockerd, Prometheus, Chromium).
+set -euo pipefail
+
+packages=(
+    sqlite3                                   # pq doctor's companion; handy in tests
+    postgresql                                # PostgreSQL backend tests (throwaway cluster)
+    prometheus                                # promtool rule tests, dashboard query tests
+    chromium chromium-driver                  # console browser tests
+    docker.io docker-compose debootstrap      # container tests (base image built locally)
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+        || missing+=("$package")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+    echo "ensure-system: missing packages: ${missing[*]} (run as root or install them)" >&2
+    exit 0
+fi
+echo "ensure-system: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

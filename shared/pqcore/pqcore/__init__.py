@@ -1,0 +1,112 @@
+"""pqcore: a persistent job queue that does not lose work.
+
+    from pqcore import open_queue
+
+    queue = open_queue("var/queue.db")          # or sqlite:///..., postgresql://...
+    job = queue.enqueue("jobs/0001.txt")
+    [held] = queue.claim("worker-1")
+    queue.complete(held.id, held.lease_token)
+
+Everything that knows SQL or the job state machine lives in this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pqcore.base import PersistentQInterface
+from pqcore.config import QueueSettings
+from pqcore.exceptions import (
+    Conflict,
+    DatabaseBusy,
+    DatabaseCorrupt,
+    DatabaseNotFound,
+    DatabaseReadOnly,
+    DatabaseUnavailable,
+    DiskFull,
+    InvalidArgument,
+    InvalidTransition,
+    JobNotFound,
+    LeaseLost,
+    PayloadTooLarge,
+    PQError,
+    StorageError,
+)
+from pqcore.models import (
+    Consumer,
+    EnqueueRequest,
+    Job,
+    JobEvent,
+    JobFilter,
+    Outcome,
+    Page,
+    SettleResult,
+    Stats,
+)
+from pqcore.states import JobState, Transition
+
+__version__ = "0.1.0"
+
+Queue = PersistentQInterface
+
+
+def open_queue(
+    url_or_path: str | None = None,
+    *,
+    settings: QueueSettings | None = None,
+    create: bool = True,
+    clock: Callable[[], float] | None = None,
+) -> PersistentQInterface:
+    """Open the queue at a path or URL (default: ``PQ_DB``, else ``var/queue.db``).
+
+    ``create=False`` refuses to create a missing database (``DatabaseNotFound``):
+    read-only tools use it so a mistyped path is reported, not silently created.
+    """
+    settings = settings or QueueSettings.from_env()
+    url = url_or_path or settings.db
+    if url.startswith(("postgresql://", "postgres://")):
+        try:
+            from pqcore.pg_queue import PostgresQueue  # type: ignore[import-not-found,unused-ignore]
+        except ImportError as error:
+            raise InvalidArgument(f"the PostgreSQL backend is not available: {error}") from None
+        return PostgresQueue(url, settings, create=create, clock=clock)  # type: ignore[no-any-return,unused-ignore]
+    if "://" in url and not url.startswith("sqlite://"):
+        raise InvalidArgument(
+            f"unsupported queue URL {url!r}: use a path, sqlite:/// or postgresql://"
+        )
+    from pqcore.sqlite_queue import SQLiteQueue
+
+    return SQLiteQueue(url, settings, create=create, clock=clock)
+
+
+__all__ = [
+    "Conflict",
+    "Consumer",
+    "DatabaseBusy",
+    "DatabaseCorrupt",
+    "DatabaseNotFound",
+    "DatabaseReadOnly",
+    "DatabaseUnavailable",
+    "DiskFull",
+    "EnqueueRequest",
+    "InvalidArgument",
+    "InvalidTransition",
+    "Job",
+    "JobEvent",
+    "JobFilter",
+    "JobNotFound",
+    "JobState",
+    "LeaseLost",
+    "Outcome",
+    "PQError",
+    "Page",
+    "PayloadTooLarge",
+    "PersistentQInterface",
+    "Queue",
+    "QueueSettings",
+    "SettleResult",
+    "Stats",
+    "StorageError",
+    "Transition",
+    "open_queue",
+]

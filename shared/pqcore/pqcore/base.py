@@ -1,0 +1,400 @@
+"""The storage seam: the one interface every backend implements (the design's
+``PersistentQInterface``).
+
+Semantics every backend must keep, checked by ``tests/conformance``:
+
+* At-least-once delivery with leases. ``claim`` moves pending jobs to processing
+  atomically, gives each a fresh random lease token and an expiry, and counts the
+  attempt. Two claimers never get the same job.
+* Fencing. ``heartbeat``, ``complete``, ``fail`` and ``release`` must present the
+  token; once the lease was taken away (rescued, marked by an operator, re-claimed)
+  they raise ``LeaseLost`` and change nothing, so a zombie cannot finish a job twice.
+* Every transition is a single statement guarded by the expected current state and
+  appends its ``job_events`` row in the same transaction.
+* Validation happens before anything is written: bad input raises
+  ``InvalidArgument`` and changes nothing.
+
+Times are UNIX epoch seconds from the queue's ``clock`` (tests inject a fake one).
+"""
+
+from __future__ import annotations
+
+import abc
+import getpass
+import math
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pqcore.config import QueueSettings
+from pqcore.exceptions import InvalidArgument, PayloadTooLarge
+from pqcore.models import (
+    Consumer,
+    EnqueueRequest,
+    Job,
+    JobEvent,
+    JobFilter,
+    Outcome,
+    Page,
+    SettleResult,
+    Stats,
+)
+from pqcore.states import Transition
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_DEDUPE_KEY = 1024
+MAX_ERROR_TEXT = 8 * 1024
+MAX_PRIORITY = 1_000_000
+MAX_BATCH = 10_000
+
+# Operator actions by name, as the CLI and consoles offer them.
+OPERATOR_ACTIONS = {
+    "resubmit": Transition.RESUBMIT,
+    "retry": Transition.RESUBMIT,
+    "cancel": Transition.CANCEL,
+    "mark_done": Transition.MARK_DONE,
+    "mark_failed": Transition.MARK_FAILED,
+}
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "operator"
+
+
+class PersistentQInterface(abc.ABC):
+    """A persistent job queue. Backends implement the abstract methods below."""
+
+    backend: str
+    settings: QueueSettings
+    clock: Callable[[], float]
+
+    def __init__(self, settings: QueueSettings, clock: Callable[[], float] | None = None) -> None:
+        self.settings = settings
+        self.clock = clock or time.time
+
+    # ---------------------------------------------------------------- producers
+
+    def enqueue(
+        self,
+        data: str,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float = 0.0,
+        run_at: float | None = None,
+        dedupe_key: str | None = None,
+        max_attempts: int | None = None,
+        actor: str = "producer",
+    ) -> Job:
+        """Add one job; with a ``dedupe_key`` that an active job holds, return that job."""
+        request = EnqueueRequest(data, queue, priority, delay, run_at, dedupe_key, max_attempts)
+        return self.enqueue_many([request], actor=actor)[0]
+
+    @abc.abstractmethod
+    def enqueue_many(
+        self, items: Iterable[str | EnqueueRequest], *, actor: str = "producer"
+    ) -> list[Job]:
+        """Add jobs in one transaction: all of them or none. Returns them in order."""
+
+    # ---------------------------------------------------------------- consumers
+
+    def claim(
+        self,
+        consumer_id: str,
+        *,
+        limit: int = 1,
+        queues: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+    ) -> list[Job]:
+        """Claim up to ``limit`` runnable jobs (highest priority, then oldest first).
+
+        ``queues=None`` claims from every queue.
+        """
+        return self.settle_and_claim(
+            [], consumer_id, limit=limit, queues=queues, lease_seconds=lease_seconds
+        ).claimed
+
+    @abc.abstractmethod
+    def settle_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        consumer_id: str,
+        *,
+        limit: int = 1,
+        queues: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+    ) -> SettleResult:
+        """Report outcomes of held jobs and claim the next ones in one transaction.
+
+        An outcome whose lease is no longer held is not applied; its job id is
+        listed in ``lost`` (the others still apply).
+        """
+
+    @abc.abstractmethod
+    def heartbeat(
+        self, job_id: int, lease_token: str, *, lease_seconds: float | None = None
+    ) -> float:
+        """Extend the lease; returns the new expiry. Raises ``LeaseLost``."""
+
+    def complete(self, job_id: int, lease_token: str) -> Job:
+        """processing -> done. Raises ``LeaseLost`` if the caller no longer holds the job."""
+        return self._settle_one(Outcome(job_id, lease_token, "done"))
+
+    def fail(self, job_id: int, lease_token: str, error: str, *, retryable: bool = True) -> Job:
+        """processing -> failed (retry after backoff) or permanently_failed (dead letter)
+        when not retryable or out of attempts. Raises ``LeaseLost``."""
+        return self._settle_one(Outcome(job_id, lease_token, "failed", error, retryable))
+
+    def release(self, job_id: int, lease_token: str, *, reason: str | None = None) -> Job:
+        """processing -> pending at once, giving the attempt back (e.g. on SIGTERM)."""
+        return self._settle_one(Outcome(job_id, lease_token, "release", reason))
+
+    @abc.abstractmethod
+    def _settle_one(self, outcome: Outcome) -> Job:
+        """Apply one outcome; raise ``LeaseLost``/``JobNotFound`` instead of listing it lost."""
+
+    @abc.abstractmethod
+    def wait_for_jobs(self, timeout: float, queues: Sequence[str] | None = None) -> bool:
+        """Block up to ``timeout`` seconds until a job may be claimable; True if one is."""
+
+    # ---------------------------------------------------------------- reading
+
+    @abc.abstractmethod
+    def get(self, job_id: int) -> Job:
+        """The job, or ``JobNotFound``."""
+
+    @abc.abstractmethod
+    def history(self, job_id: int) -> list[JobEvent]:
+        """Every transition of the job, oldest first. ``JobNotFound`` if it never existed."""
+
+    @abc.abstractmethod
+    def stats(self, queue: str | None = None) -> Stats:
+        """Counts per status (every state present), oldest runnable pending age, stalled count."""
+
+    @abc.abstractmethod
+    def list_jobs(
+        self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
+    ) -> Page:
+        """Jobs matching the filter, newest first; keyset pagination via ``before_id``."""
+
+    @abc.abstractmethod
+    def count_jobs(self, flt: JobFilter | None = None) -> int:
+        """How many jobs match the filter."""
+
+    # ---------------------------------------------------------------- operators
+
+    def resubmit(self, job_id: int, *, actor: str, reason: str | None = None) -> Job:
+        """failed | permanently_failed | cancelled -> pending, with a fresh attempt budget."""
+        return self.operator_action(Transition.RESUBMIT, job_id, actor=actor, reason=reason)
+
+    def cancel(self, job_id: int, *, actor: str, reason: str | None = None) -> Job:
+        """pending | failed -> cancelled."""
+        return self.operator_action(Transition.CANCEL, job_id, actor=actor, reason=reason)
+
+    def mark_done(self, job_id: int, *, actor: str, reason: str | None = None) -> Job:
+        """Any unfinished job, or a dead-lettered one -> done. A holder's lease is revoked."""
+        return self.operator_action(Transition.MARK_DONE, job_id, actor=actor, reason=reason)
+
+    def mark_failed(self, job_id: int, *, actor: str, reason: str | None = None) -> Job:
+        """pending | processing | failed -> permanently_failed (the dead-letter queue)."""
+        return self.operator_action(Transition.MARK_FAILED, job_id, actor=actor, reason=reason)
+
+    @abc.abstractmethod
+    def operator_action(
+        self, transition: Transition, job_id: int, *, actor: str, reason: str | None = None
+    ) -> Job:
+        """Apply an operator's transition to one job, recorded under ``actor``."""
+
+    @abc.abstractmethod
+    def bulk_action(
+        self,
+        transition: Transition,
+        flt: JobFilter,
+        *,
+        actor: str,
+        reason: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[int, int]:
+        """Apply an operator's transition to every job matching the filter that may take it,
+        in chunks of short transactions. Returns (applied, skipped because they changed)."""
+
+    # ---------------------------------------------------------------- manager
+
+    @abc.abstractmethod
+    def rescue_expired(self, *, limit: int = 1000) -> list[Job]:
+        """Processing jobs whose lease expired -> pending (or dead letter when out of attempts)."""
+
+    @abc.abstractmethod
+    def rescue_stalled(self, stall_timeout: float, *, limit: int = 1000) -> list[Job]:
+        """Processing jobs started longer than ``stall_timeout`` ago, even if heartbeating."""
+
+    @abc.abstractmethod
+    def schedule_retries(self, *, limit: int = 1000) -> list[Job]:
+        """failed jobs whose backoff is over -> pending; out of attempts -> dead letter."""
+
+    @abc.abstractmethod
+    def purge_done(self, older_than: float, *, limit: int = 10_000) -> int:
+        """Delete done jobs (and their history) finished more than ``older_than`` seconds ago."""
+
+    # ---------------------------------------------------------------- consumer registry
+
+    @abc.abstractmethod
+    def consumer_register(self, consumer_id: str, *, host: str, pid: int, queues: str) -> None: ...
+
+    @abc.abstractmethod
+    def consumer_heartbeat(
+        self,
+        consumer_id: str,
+        *,
+        state: str,
+        current_job_id: int | None,
+        jobs_done: int,
+        jobs_failed: int,
+    ) -> bool:
+        """Refresh the consumer's row; False if it is unknown (then register again)."""
+
+    @abc.abstractmethod
+    def consumer_deregister(self, consumer_id: str) -> None: ...
+
+    @abc.abstractmethod
+    def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
+        """Consumers silent for longer than ``heartbeat_timeout`` -> dead. Returns their ids."""
+
+    @abc.abstractmethod
+    def consumers_purge(self, older_than: float) -> int:
+        """Forget stopped or dead consumers silent for longer than ``older_than`` seconds."""
+
+    @abc.abstractmethod
+    def consumers(self) -> list[Consumer]: ...
+
+    # ---------------------------------------------------------------- leadership
+
+    @abc.abstractmethod
+    def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
+        """Become or stay the leader ``name`` for ``ttl`` seconds; False if another holds it."""
+
+    @abc.abstractmethod
+    def leader_resign(self, name: str, holder: str) -> None: ...
+
+    @abc.abstractmethod
+    def leader(self, name: str) -> tuple[str, float] | None:
+        """(holder, expires_at) of an unexpired leadership, else None."""
+
+    # ---------------------------------------------------------------- audit
+
+    @abc.abstractmethod
+    def doctor(self) -> list[str]:
+        """Check storage integrity and the queue's invariants; returns the problems found."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> PersistentQInterface:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- shared validation
+
+    def _validated(self, item: str | EnqueueRequest, now: float) -> dict[str, Any]:
+        """Check one enqueue request; returns the row values. Raises before any write."""
+        request = item if isinstance(item, EnqueueRequest) else EnqueueRequest(item)
+        data = request.data
+        if not isinstance(data, str):
+            raise InvalidArgument(f"payload must be text, not {type(data).__name__}")
+        if not data.strip():
+            raise InvalidArgument("payload is empty")
+        if "\x00" in data:
+            raise InvalidArgument("payload contains a NUL character")
+        try:
+            size = len(data.encode("utf-8"))
+        except UnicodeEncodeError:
+            raise InvalidArgument("payload is not valid UTF-8 text") from None
+        if size > self.settings.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload is {size} bytes; the limit is {self.settings.max_payload_bytes}"
+                " (PQ_MAX_PAYLOAD_BYTES)"
+            )
+        if not isinstance(request.queue, str) or not QUEUE_NAME.match(request.queue):
+            raise InvalidArgument(
+                f"invalid queue name {request.queue!r}: 1-64 letters, digits or _.:-"
+            )
+        if isinstance(request.priority, bool) or not isinstance(request.priority, int):
+            raise InvalidArgument("priority must be an integer")
+        if abs(request.priority) > MAX_PRIORITY:
+            raise InvalidArgument(f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+        if request.run_at is not None:
+            run_at = _finite(request.run_at, "run_at")
+        else:
+            delay = _finite(request.delay, "delay")
+            if delay < 0:
+                raise InvalidArgument("delay must not be negative")
+            run_at = now + delay
+        if request.dedupe_key is not None:
+            if not isinstance(request.dedupe_key, str) or not request.dedupe_key:
+                raise InvalidArgument("dedupe key must be non-empty text")
+            if len(request.dedupe_key) > MAX_DEDUPE_KEY:
+                raise InvalidArgument(f"dedupe key is longer than {MAX_DEDUPE_KEY} characters")
+        max_attempts = request.max_attempts or self.settings.max_attempts
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+            raise InvalidArgument("max_attempts must be an integer")
+        if not 1 <= max_attempts <= 1000:
+            raise InvalidArgument("max_attempts must be between 1 and 1000")
+        return {
+            "queue": request.queue,
+            "data": data,
+            "priority": request.priority,
+            "run_at": run_at,
+            "dedupe_key": request.dedupe_key,
+            "max_attempts": max_attempts,
+            "now": now,
+        }
+
+    def _lease_seconds(self, lease_seconds: float | None) -> float:
+        value = self.settings.lease_seconds if lease_seconds is None else lease_seconds
+        if not (math.isfinite(value) and value > 0):
+            raise InvalidArgument("lease_seconds must be a positive number")
+        return value
+
+    @staticmethod
+    def _check_limit(limit: int, maximum: int = MAX_BATCH) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= maximum:
+            raise InvalidArgument(f"limit must be an integer from 0 to {maximum}")
+        return limit
+
+    @staticmethod
+    def _check_queues(queues: Sequence[str] | None) -> list[str] | None:
+        if queues is None:
+            return None
+        if isinstance(queues, str):
+            queues = [queues]
+        names = list(dict.fromkeys(queues))
+        for name in names:
+            if not isinstance(name, str) or not QUEUE_NAME.match(name):
+                raise InvalidArgument(f"invalid queue name {name!r}")
+        if not names:
+            raise InvalidArgument("queues must name at least one queue")
+        return names
+
+
+def clip_error(text: str | None) -> str | None:
+    """Error texts are stored whole up to a limit; a traceback can be long."""
+    if text is None:
+        return None
+    text = str(text)
+    if len(text) > MAX_ERROR_TEXT:
+        return text[: MAX_ERROR_TEXT - 20] + "... [truncated]"
+    return text
+
+
+def _finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number")
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be finite")
+    return float(value)

@@ -1,0 +1,252 @@
+"""SQLite connections: where the file is, its pragmas, migrations, and write transactions.
+
+One connection per thread and process (a forked child opens its own), each in
+autocommit mode so transactions are explicit: every write is ``BEGIN IMMEDIATE``,
+which takes the write lock up front, so a read-then-update inside it can never be
+interleaved with another writer.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+from pqcore import sql
+from pqcore.config import QueueSettings
+from pqcore.exceptions import (
+    DatabaseBusy,
+    DatabaseCorrupt,
+    DatabaseNotFound,
+    DatabaseReadOnly,
+    DatabaseUnavailable,
+    DiskFull,
+    SchemaTooNew,
+    StorageError,
+)
+
+T = TypeVar("T")
+
+# Primary result codes (the low byte of an extended code).
+SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
+SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
+SQLITE_IOERR = 10
+
+
+def sqlite_path(url_or_path: str) -> str:
+    """``sqlite:///rel/path``, ``sqlite:////abs/path`` or a plain path -> a file path."""
+    if url_or_path.startswith("sqlite://"):
+        path = url_or_path[len("sqlite://") :]
+        # sqlite:///var/q.db is relative (three slashes), sqlite:////abs is absolute.
+        path = path[1:] if path.startswith("/") else path
+        return path or ":memory:"
+    return url_or_path
+
+
+def translate(error: sqlite3.Error, path: str) -> StorageError:
+    """Turn a sqlite3 error into the queue's error with a message a person can act on."""
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    message = str(error)
+    if code in (SQLITE_BUSY, SQLITE_LOCKED) or "locked" in message:
+        return DatabaseBusy(f"database {path} stayed locked by other writers; nothing was changed")
+    if code == SQLITE_READONLY or "readonly" in message:
+        return DatabaseReadOnly(f"database {path} is read-only; nothing was changed")
+    if code == SQLITE_FULL or "disk is full" in message:
+        return DiskFull(
+            f"disk holding {path} is full; the change was rolled back and nothing was lost"
+        )
+    if code == SQLITE_NOTADB or "not a database" in message:
+        return DatabaseCorrupt(f"{path} is not a queue database (file is not a database)")
+    if code == SQLITE_CORRUPT or "malformed" in message:
+        return DatabaseCorrupt(f"database {path} is corrupt: {message}")
+    if code == SQLITE_CANTOPEN or "unable to open" in message:
+        return DatabaseUnavailable(f"cannot open database {path}: {message}")
+    return StorageError(f"database {path}: {message}")
+
+
+def _is_busy(error: sqlite3.Error) -> bool:
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in str(error)
+
+
+class SQLiteDatabase:
+    """The queue's SQLite file: opens per-thread connections and runs transactions."""
+
+    def __init__(self, url_or_path: str, settings: QueueSettings, *, create: bool = True) -> None:
+        self.path = sqlite_path(url_or_path)
+        self.settings = settings
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        if self.path != ":memory:":
+            self._prepare_file(create)
+        self.migrate()
+
+    def _prepare_file(self, create: bool) -> None:
+        file = Path(self.path)
+        if file.is_dir():
+            raise DatabaseUnavailable(f"{self.path} is a directory, not a database file")
+        if file.exists():
+            return
+        if not create:
+            raise DatabaseNotFound(f"no queue database at {self.path}")
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DatabaseUnavailable(
+                f"cannot create the directory for {self.path}: {error.strerror}"
+            ) from None
+
+    # ------------------------------------------------------------ connections
+
+    def connection(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.pid == os.getpid():
+            return conn
+        conn = self._connect()
+        local.conn, local.pid = conn, os.getpid()
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.settings.busy_timeout_ms / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+        conn.row_factory = sqlite3.Row
+        try:
+            self._apply_pragmas(conn)
+        except sqlite3.Error as error:
+            conn.close()
+            raise translate(error, self.path) from None
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _apply_pragmas(self, conn: sqlite3.Connection) -> None:
+        conn.execute(f"PRAGMA busy_timeout = {int(self.settings.busy_timeout_ms)}")
+        if self.path != ":memory:":
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode.lower() != "wal":
+                self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
+        synchronous = self.settings.sqlite_synchronous.upper()
+        conn.execute(f"PRAGMA synchronous = {synchronous}")  # validated by QueueSettings
+        conn.execute("PRAGMA foreign_keys = ON")
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    # ------------------------------------------------------------ transactions
+
+    def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``body`` in a ``BEGIN IMMEDIATE`` transaction, retrying it whole on SQLITE_BUSY.
+
+        Any exception rolls the transaction back; storage errors become ``StorageError``s.
+        """
+        conn = self.connection()
+
+        def attempt() -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = body(conn)
+                conn.execute("COMMIT")
+                return result
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+        return self._retry_busy(attempt)
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot for several queries."""
+        conn = self.connection()
+        try:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+
+    def query(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return body(self.connection())
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+
+    def _retry_busy(self, attempt: Callable[[], T]) -> T:
+        # busy_timeout already waits inside SQLite; this outer loop covers the cases it
+        # does not (a deadlocked upgrade, a checkpoint holding the lock) with jitter.
+        retries = self.settings.busy_retries
+        for tries in range(retries + 1):
+            try:
+                return attempt()
+            except sqlite3.Error as error:
+                if _is_busy(error) and tries < retries:
+                    time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
+                    continue
+                raise translate(error, self.path) from None
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------ schema
+
+    def migrate(self) -> None:
+        migrations = sql.load_migrations("sqlite")
+        latest = migrations[-1][0]
+        conn = self.connection()
+        current = self.query(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+        if current > latest:
+            raise SchemaTooNew(
+                f"database {self.path} has schema version {current}; this pq knows up to {latest}"
+            )
+        if current == latest:
+            return
+
+        def apply(c: sqlite3.Connection) -> None:
+            version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            for number, _name, script in migrations:
+                if number > version:
+                    for statement in split_statements(script):
+                        c.execute(statement)
+                    c.execute(f"PRAGMA user_version = {number}")
+
+        del conn
+        self.write(apply)
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies (BEGIN ... END;) whole."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements

@@ -1,0 +1,96 @@
+"""Every error pqcore raises. Each docstring is the error's default message.
+
+Callers catch ``PQError`` for anything the queue reports on purpose; the CLI prints
+``str(error)`` on one line and exits with ``error.exit_code``.
+"""
+
+from __future__ import annotations
+
+
+class PQError(Exception):
+    """The queue reported an error."""
+
+    exit_code = 1
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or self.__class__.__name__).strip())
+
+
+class InvalidArgument(PQError, ValueError):
+    """An argument is not valid."""
+
+    exit_code = 2
+
+
+class PayloadTooLarge(InvalidArgument):
+    """The job payload is larger than the configured limit."""
+
+
+class JobNotFound(PQError, LookupError):
+    """No job has that id."""
+
+    def __init__(self, job_id: int, message: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message or f"no job with id {job_id}")
+
+
+class Conflict(PQError):
+    """Another actor changed the job first; this change was not applied."""
+
+    def __init__(self, job_id: int, message: str | None = None) -> None:
+        self.job_id = job_id
+        super().__init__(message)
+
+
+class InvalidTransition(Conflict):
+    """The job is not in a state this action may move it out of."""
+
+    def __init__(self, job_id: int, action: str, current: str, message: str | None = None) -> None:
+        self.action = action
+        self.current = current
+        super().__init__(job_id, message or f"cannot {action} job {job_id}: it is {current}")
+
+
+class LeaseLost(Conflict):
+    """The caller's lease on the job is no longer valid (it was rescued, finished or re-claimed).
+
+    The caller must stop working on the job and must not report its outcome again:
+    another consumer may own it now. This is the fence against zombie workers.
+    """
+
+    def __init__(self, job_id: int, message: str | None = None) -> None:
+        super().__init__(job_id, message or f"lease on job {job_id} is no longer held")
+
+
+class StorageError(PQError):
+    """The database could not be used."""
+
+    exit_code = 3
+
+
+class DatabaseNotFound(StorageError):
+    """No queue database exists at that location."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The queue database cannot be opened or created."""
+
+
+class DatabaseReadOnly(StorageError):
+    """The queue database is read-only; nothing was changed."""
+
+
+class DatabaseCorrupt(StorageError):
+    """The file is not a valid queue database."""
+
+
+class DatabaseBusy(StorageError):
+    """The database stayed locked by other writers past the retry budget; nothing was changed."""
+
+
+class DiskFull(StorageError):
+    """The disk holding the database is full; the change was rolled back and nothing was lost."""
+
+
+class SchemaTooNew(StorageError):
+    """The database was written by a newer pq; upgrade pq before using it."""

@@ -1,0 +1,154 @@
+"""Plain records that cross the pqcore boundary: jobs, history events, stats, consumers."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from pqcore.states import JobState
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    id: int
+    queue: str
+    data: str
+    status: JobState
+    priority: int
+    run_at: float
+    attempts: int
+    max_attempts: int
+    error: str | None
+    consumer_id: str | None
+    lease_token: str | None
+    lease_expires_at: float | None
+    dedupe_key: str | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Job:
+        values = {f.name: row[f.name] for f in dataclasses.fields(cls)}
+        values["status"] = JobState(values["status"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["status"] = self.status.value
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class JobEvent:
+    """One row of a job's history: a transition, who made it and why."""
+
+    id: int
+    job_id: int
+    at: float
+    from_status: JobState | None
+    to_status: JobState
+    action: str
+    actor: str
+    attempt: int
+    detail: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> JobEvent:
+        values = {f.name: row[f.name] for f in dataclasses.fields(cls)}
+        values["from_status"] = JobState(values["from_status"]) if values["from_status"] else None
+        values["to_status"] = JobState(values["to_status"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["from_status"] = self.from_status.value if self.from_status else None
+        out["to_status"] = self.to_status.value
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class EnqueueRequest:
+    """One job to enqueue; ``enqueue_many`` takes these (or plain payload strings)."""
+
+    data: str
+    queue: str = "default"
+    priority: int = 0
+    delay: float = 0.0
+    run_at: float | None = None
+    dedupe_key: str | None = None
+    max_attempts: int | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What a consumer reports for a job it holds, for ``settle_and_claim``.
+
+    ``kind`` is ``"done"``, ``"failed"`` or ``"release"``.
+    """
+
+    job_id: int
+    lease_token: str
+    kind: str = "done"
+    error: str | None = None
+    retryable: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class SettleResult:
+    settled: list[Job]
+    lost: list[int]  # job ids whose lease was no longer held: outcome not applied
+    claimed: list[Job]
+
+
+@dataclasses.dataclass(frozen=True)
+class Stats:
+    counts: dict[str, int]  # every JobState value is a key, zero included
+    oldest_pending_age: float | None  # seconds the oldest *runnable* pending job has waited
+    stalled: int  # processing jobs whose lease has expired
+    dead_letter: int
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class Consumer:
+    id: str
+    host: str
+    pid: int
+    queues: str
+    started_at: float
+    last_heartbeat: float
+    state: str  # idle | busy | stopped | dead
+    current_job_id: int | None
+    jobs_done: int
+    jobs_failed: int
+
+    @classmethod
+    def from_row(cls, row: Any) -> Consumer:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class JobFilter:
+    """A filter over jobs, shared by listing, counting and bulk actions."""
+
+    statuses: tuple[JobState, ...] = ()
+    queue: str | None = None
+    text: str | None = None  # substring of the payload or the error
+    created_after: float | None = None
+    created_before: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    """A page of jobs in id order; pass ``next_cursor`` back to get the next one."""
+
+    jobs: list[Job]
+    next_cursor: int | None

@@ -1,0 +1,216 @@
+-- Named queries of the SQLite backend, loaded by name (pqcore.sql.load).
+-- Every state change is guarded by the expected current state (and, for the
+-- lease holder, its token): zero rows changed means another actor won.
+
+-- name: job_insert
+INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
+                  dedupe_key, created_at, updated_at)
+VALUES (:queue, :data, 'pending', :priority, :run_at, 0, :max_attempts,
+        :dedupe_key, :now, :now)
+RETURNING *;
+
+-- name: job_by_active_dedupe_key
+SELECT * FROM jobs
+ WHERE dedupe_key = :dedupe_key AND status IN ('pending', 'processing', 'failed');
+
+-- name: job_get
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: event_insert
+INSERT INTO job_events (job_id, at, from_status, to_status, action, actor, attempt, detail)
+VALUES (:job_id, :at, :from_status, :to_status, :action, :actor, :attempt, :detail);
+
+-- name: events_for_job
+SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
+
+-- name: claim_one_queue
+UPDATE jobs
+   SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,
+       lease_token = lower(hex(randomblob(16))), lease_expires_at = :lease_expires_at,
+       started_at = :now, finished_at = NULL, updated_at = :now
+ WHERE id IN (SELECT id FROM jobs
+               WHERE status = 'pending' AND queue = :queue AND run_at <= :now
+               ORDER BY priority DESC, run_at, id
+               LIMIT :limit)
+   AND status = 'pending'
+RETURNING *;
+
+-- name: claim_many_queues
+UPDATE jobs
+   SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,
+       lease_token = lower(hex(randomblob(16))), lease_expires_at = :lease_expires_at,
+       started_at = :now, finished_at = NULL, updated_at = :now
+ WHERE id IN (SELECT id FROM jobs
+               WHERE status = 'pending' AND run_at <= :now
+                 AND queue IN (SELECT value FROM json_each(:queues))
+               ORDER BY priority DESC, run_at, id
+               LIMIT :limit)
+   AND status = 'pending'
+RETURNING *;
+
+-- name: queues_with_pending
+SELECT queue FROM job_counts WHERE status = 'pending' AND n > 0;
+
+-- name: runnable_exists
+SELECT 1 FROM jobs
+ WHERE status = 'pending' AND run_at <= :now
+   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)))
+ LIMIT 1;
+
+-- name: next_run_at
+SELECT min(run_at) FROM jobs
+ WHERE status = 'pending'
+   AND (:queues IS NULL OR queue IN (SELECT value FROM json_each(:queues)));
+
+-- name: job_heartbeat
+UPDATE jobs SET lease_expires_at = :lease_expires_at, updated_at = :now
+ WHERE id = :id AND status = 'processing' AND lease_token = :token
+RETURNING lease_expires_at;
+
+-- name: job_to_final
+-- done, permanently_failed or cancelled: the lease is dropped, the finish time kept.
+UPDATE jobs
+   SET status = :to_status, error = :error, finished_at = :now, updated_at = :now,
+       lease_token = NULL, lease_expires_at = NULL
+ WHERE id = :id AND status = :expected AND (:token IS NULL OR lease_token = :token)
+RETURNING *;
+
+-- name: job_to_failed
+UPDATE jobs
+   SET status = 'failed', error = :error, run_at = :run_at, updated_at = :now,
+       lease_token = NULL, lease_expires_at = NULL
+ WHERE id = :id AND status = :expected AND (:token IS NULL OR lease_token = :token)
+RETURNING *;
+
+-- name: job_to_pending
+UPDATE jobs
+   SET status = 'pending', error = :error, run_at = :run_at, attempts = :attempts,
+       updated_at = :now, finished_at = NULL, lease_token = NULL, lease_expires_at = NULL
+ WHERE id = :id AND status = :expected AND (:token IS NULL OR lease_token = :token)
+RETURNING *;
+
+-- name: expired_leases
+SELECT * FROM jobs
+ WHERE status = 'processing' AND lease_expires_at < :now
+ ORDER BY lease_expires_at LIMIT :limit;
+
+-- name: stalled_processing
+SELECT * FROM jobs
+ WHERE status = 'processing' AND started_at < :started_before
+ ORDER BY started_at LIMIT :limit;
+
+-- name: due_retries
+SELECT * FROM jobs
+ WHERE status = 'failed' AND run_at <= :now
+ ORDER BY run_at LIMIT :limit;
+
+-- name: failed_out_of_attempts
+SELECT * FROM jobs
+ WHERE status = 'failed' AND attempts >= max_attempts
+ LIMIT :limit;
+
+-- name: done_purge
+DELETE FROM jobs
+ WHERE id IN (SELECT id FROM jobs
+               WHERE status = 'done' AND finished_at < :finished_before
+               ORDER BY id LIMIT :limit);
+
+-- name: counts_by_status
+SELECT status, sum(n) AS n FROM job_counts GROUP BY status;
+
+-- name: counts_by_status_for_queue
+SELECT status, n FROM job_counts WHERE queue = :queue;
+
+-- name: oldest_runnable_pending
+SELECT min(run_at) FROM jobs WHERE status = 'pending' AND run_at <= :now;
+
+-- name: stalled_count
+SELECT count(*) FROM jobs WHERE status = 'processing' AND lease_expires_at < :now;
+
+-- name: consumer_register
+INSERT INTO consumers (id, host, pid, queues, started_at, last_heartbeat, state,
+                       current_job_id, jobs_done, jobs_failed)
+VALUES (:id, :host, :pid, :queues, :now, :now, 'idle', NULL, 0, 0)
+ON CONFLICT (id) DO UPDATE
+   SET host = excluded.host, pid = excluded.pid, queues = excluded.queues,
+       started_at = excluded.started_at, last_heartbeat = excluded.last_heartbeat,
+       state = 'idle', current_job_id = NULL, jobs_done = 0, jobs_failed = 0;
+
+-- name: consumer_heartbeat
+UPDATE consumers
+   SET last_heartbeat = :now, state = :state, current_job_id = :current_job_id,
+       jobs_done = :jobs_done, jobs_failed = :jobs_failed
+ WHERE id = :id
+RETURNING id;
+
+-- name: consumer_deregister
+UPDATE consumers SET state = 'stopped', current_job_id = NULL, last_heartbeat = :now
+ WHERE id = :id;
+
+-- name: consumers_mark_dead
+UPDATE consumers SET state = 'dead', current_job_id = NULL
+ WHERE state IN ('idle', 'busy') AND last_heartbeat < :heartbeat_before
+RETURNING id;
+
+-- name: consumers_purge
+DELETE FROM consumers WHERE state IN ('stopped', 'dead') AND last_heartbeat < :heartbeat_before;
+
+-- name: consumers_all
+SELECT * FROM consumers ORDER BY state = 'dead', id;
+
+-- name: leader_attempt_elect
+INSERT INTO leadership (name, holder, elected_at, expires_at)
+VALUES (:name, :holder, :now, :expires_at)
+ON CONFLICT (name) DO UPDATE
+   SET holder = excluded.holder, expires_at = excluded.expires_at,
+       elected_at = CASE WHEN leadership.holder = excluded.holder
+                         THEN leadership.elected_at ELSE excluded.elected_at END
+ WHERE leadership.holder = excluded.holder OR leadership.expires_at < :now
+RETURNING holder;
+
+-- name: leader_resign
+DELETE FROM leadership WHERE name = :name AND holder = :holder;
+
+-- name: leader_get
+SELECT holder, elected_at, expires_at FROM leadership WHERE name = :name;
+
+-- name: audit_completed_twice
+SELECT job_id, count(*) AS n FROM job_events
+ WHERE to_status = 'done' GROUP BY job_id HAVING count(*) > 1 LIMIT 20;
+
+-- name: audit_done_without_event
+SELECT j.id FROM jobs AS j
+ WHERE j.status = 'done'
+   AND NOT EXISTS (SELECT 1 FROM job_events AS e WHERE e.job_id = j.id AND e.to_status = 'done')
+ LIMIT 20;
+
+-- name: audit_status_differs_from_history
+SELECT j.id, j.status, e.to_status FROM jobs AS j
+  JOIN job_events AS e ON e.id = (SELECT max(id) FROM job_events WHERE job_id = j.id)
+ WHERE e.to_status <> j.status
+ LIMIT 20;
+
+-- name: audit_job_without_history
+SELECT j.id FROM jobs AS j
+ WHERE NOT EXISTS (SELECT 1 FROM job_events AS e WHERE e.job_id = j.id)
+ LIMIT 20;
+
+-- name: audit_lease_mismatch
+SELECT id, status FROM jobs
+ WHERE (status = 'processing') <> (lease_token IS NOT NULL AND lease_expires_at IS NOT NULL)
+ LIMIT 20;
+
+-- name: audit_counts
+SELECT coalesce(a.queue, c.queue) AS queue, coalesce(a.status, c.status) AS status,
+       coalesce(a.n, 0) AS actual, coalesce(c.n, 0) AS counted
+  FROM (SELECT queue, status, count(*) AS n FROM jobs GROUP BY queue, status) AS a
+  FULL OUTER JOIN job_counts AS c ON c.queue = a.queue AND c.status = a.status
+ WHERE coalesce(a.n, 0) <> coalesce(c.n, 0);
+
+-- name: audit_edges
+SELECT DISTINCT from_status, to_status FROM job_events;
+
+-- name: audit_active_dedupe_duplicates
+SELECT dedupe_key, count(*) AS n FROM jobs
+ WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing', 'failed')
+ GROUP BY dedupe_key HAVING count(*) > 1 LIMIT 20;

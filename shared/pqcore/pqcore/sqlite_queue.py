@@ -1,0 +1,690 @@
+"""The SQLite backend: one WAL-mode file shared by every process on one host."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from pqcore import sql
+from pqcore.backoff import retry_delay
+from pqcore.base import PersistentQInterface, clip_error
+from pqcore.config import QueueSettings
+from pqcore.db import SQLiteDatabase
+from pqcore.exceptions import InvalidArgument, InvalidTransition, JobNotFound, LeaseLost
+from pqcore.models import (
+    Consumer,
+    EnqueueRequest,
+    Job,
+    JobEvent,
+    JobFilter,
+    Outcome,
+    Page,
+    SettleResult,
+    Stats,
+)
+from pqcore.states import ALLOWED_EDGES, JobState, Transition, can, target
+
+Q = sql.load("sqlite")
+WAIT_POLL_SECONDS = 0.05
+BULK_CHUNK = 500
+
+
+class SQLiteQueue(PersistentQInterface):
+    backend = "sqlite"
+
+    def __init__(
+        self,
+        path: str,
+        settings: QueueSettings | None = None,
+        *,
+        create: bool = True,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        super().__init__(settings or QueueSettings(db=path), clock)
+        self.db = SQLiteDatabase(path, self.settings, create=create)
+        self.path = self.db.path
+
+    def __repr__(self) -> str:
+        return f"SQLiteQueue({self.path!r})"
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---------------------------------------------------------------- producers
+
+    def enqueue_many(
+        self, items: Iterable[str | EnqueueRequest], *, actor: str = "producer"
+    ) -> list[Job]:
+        now = self.clock()
+        rows = [self._validated(item, now) for item in items]  # all checked before any write
+        if not rows:
+            return []
+
+        def body(conn: sqlite3.Connection) -> list[Job]:
+            jobs: list[Job] = []
+            events: list[dict[str, Any]] = []
+            for values in rows:
+                if values["dedupe_key"] is not None:
+                    existing = conn.execute(Q["job_by_active_dedupe_key"], values).fetchone()
+                    if existing is not None:
+                        jobs.append(Job.from_row(existing))
+                        continue
+                inserted: sqlite3.Row = conn.execute(Q["job_insert"], values).fetchone()
+                job = Job.from_row(inserted)
+                jobs.append(job)
+                events.append(_event(job.id, now, None, job.status, Transition.ENQUEUE, actor, 0))
+            conn.executemany(Q["event_insert"], events)
+            return jobs
+
+        return self.db.write(body)
+
+    # ---------------------------------------------------------------- consumers
+
+    def settle_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        consumer_id: str,
+        *,
+        limit: int = 1,
+        queues: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+    ) -> SettleResult:
+        self._check_limit(limit)
+        names = self._check_queues(queues)
+        lease = self._lease_seconds(lease_seconds)
+        _check_consumer_id(consumer_id)
+
+        def body(conn: sqlite3.Connection) -> SettleResult:
+            now = self.clock()
+            settled, lost = [], []
+            for outcome in outcomes:
+                try:
+                    settled.append(self._apply_outcome(conn, outcome, consumer_id, now))
+                except (LeaseLost, JobNotFound):
+                    lost.append(outcome.job_id)
+            claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
+            return SettleResult(settled, lost, claimed)
+
+        return self.db.write(body)
+
+    def _settle_one(self, outcome: Outcome) -> Job:
+        return self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        consumer_id: str,
+        limit: int,
+        queues: list[str] | None,
+        lease: float,
+        now: float,
+    ) -> list[Job]:
+        if queues is None:
+            queues = [row[0] for row in conn.execute(Q["queues_with_pending"])]
+            if not queues:
+                return []
+        params = {
+            "consumer_id": consumer_id,
+            "lease_expires_at": now + lease,
+            "now": now,
+            "limit": limit,
+        }
+        if len(queues) == 1:
+            rows = conn.execute(Q["claim_one_queue"], {**params, "queue": queues[0]}).fetchall()
+        else:
+            rows = conn.execute(
+                Q["claim_many_queues"], {**params, "queues": json.dumps(queues)}
+            ).fetchall()
+        # RETURNING gives rows in no promised order; hand them out in claim order.
+        jobs = sorted((Job.from_row(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        conn.executemany(
+            Q["event_insert"],
+            [
+                _event(
+                    j.id, now, JobState.PENDING, j.status, Transition.CLAIM, consumer_id, j.attempts
+                )
+                for j in jobs
+            ],
+        )
+        return jobs
+
+    def _apply_outcome(
+        self, conn: sqlite3.Connection, outcome: Outcome, actor: str | None, now: float
+    ) -> Job:
+        row = self._held(conn, outcome.job_id, outcome.lease_token)
+        job = Job.from_row(row)
+        actor = actor or job.consumer_id or "consumer"
+        if outcome.kind == "done":
+            return self._move(
+                conn, job, Transition.COMPLETE, actor, now, token=outcome.lease_token, error=None
+            )
+        if outcome.kind == "release":
+            return self._move(
+                conn,
+                job,
+                Transition.RELEASE,
+                actor,
+                now,
+                token=outcome.lease_token,
+                detail=outcome.error,
+                attempts=max(job.attempts - 1, 0),
+                run_at=now,
+                error=job.error,
+            )
+        if outcome.kind == "failed":
+            error = clip_error(outcome.error) or "failed"
+            if outcome.retryable and job.attempts < job.max_attempts:
+                delay = retry_delay(
+                    job.attempts,
+                    self.settings.backoff_base_seconds,
+                    self.settings.backoff_cap_seconds,
+                )
+                return self._move(
+                    conn, job, Transition.FAIL, actor, now,
+                    token=outcome.lease_token, error=error, run_at=now + delay,
+                    detail=f"{error} (retry in {delay:.1f}s)",
+                )  # fmt: skip
+            why = "not retryable" if not outcome.retryable else "out of attempts"
+            return self._move(
+                conn, job, Transition.DEAD_LETTER, actor, now,
+                token=outcome.lease_token, error=error, detail=f"{error} ({why})",
+            )  # fmt: skip
+        raise InvalidArgument(f"unknown outcome kind {outcome.kind!r}")
+
+    def _held(self, conn: sqlite3.Connection, job_id: int, token: str) -> sqlite3.Row:
+        row: sqlite3.Row | None = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
+        if row is None:
+            raise JobNotFound(job_id)
+        if row["status"] != JobState.PROCESSING.value or row["lease_token"] != token:
+            raise LeaseLost(job_id)
+        return row
+
+    def heartbeat(
+        self, job_id: int, lease_token: str, *, lease_seconds: float | None = None
+    ) -> float:
+        lease = self._lease_seconds(lease_seconds)
+
+        def body(conn: sqlite3.Connection) -> float:
+            now = self.clock()
+            params = {
+                "id": job_id,
+                "token": lease_token,
+                "now": now,
+                "lease_expires_at": now + lease,
+            }
+            row = conn.execute(Q["job_heartbeat"], params).fetchone()
+            if row is None:
+                self._held(conn, job_id, lease_token)  # raises the precise error
+                raise LeaseLost(job_id)
+            return float(row[0])
+
+        return self.db.write(body)
+
+    def wait_for_jobs(self, timeout: float, queues: Sequence[str] | None = None) -> bool:
+        names = self._check_queues(queues)
+        param = json.dumps(names) if names else None
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            params = {"now": self.clock(), "queues": param}
+
+            def probe(c: sqlite3.Connection, p: dict[str, Any] = params) -> bool:
+                return c.execute(Q["runnable_exists"], p).fetchone() is not None
+
+            found = self.db.query(probe)
+            if found:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(WAIT_POLL_SECONDS, remaining))
+
+    # ---------------------------------------------------------------- reading
+
+    def get(self, job_id: int) -> Job:
+        job_id = _check_id(job_id)
+        row = self.db.query(lambda c: c.execute(Q["job_get"], {"id": job_id}).fetchone())
+        if row is None:
+            raise JobNotFound(job_id)
+        return Job.from_row(row)
+
+    def history(self, job_id: int) -> list[JobEvent]:
+        job_id = _check_id(job_id)
+        with self.db.read() as conn:
+            rows = conn.execute(Q["events_for_job"], {"job_id": job_id}).fetchall()
+            if not rows and conn.execute(Q["job_get"], {"id": job_id}).fetchone() is None:
+                raise JobNotFound(job_id)
+        return [JobEvent.from_row(r) for r in rows]
+
+    def stats(self, queue: str | None = None) -> Stats:
+        if queue is not None:
+            self._check_queues([queue])
+        now = self.clock()
+        with self.db.read() as conn:
+            if queue is None:
+                rows = conn.execute(Q["counts_by_status"]).fetchall()
+            else:
+                rows = conn.execute(Q["counts_by_status_for_queue"], {"queue": queue}).fetchall()
+            oldest = conn.execute(Q["oldest_runnable_pending"], {"now": now}).fetchone()[0]
+            stalled = conn.execute(Q["stalled_count"], {"now": now}).fetchone()[0]
+        counts = {state.value: 0 for state in JobState}
+        for status, n in rows:
+            counts[status] = int(n)
+        return Stats(
+            counts=counts,
+            oldest_pending_age=max(0.0, now - oldest) if oldest is not None else None,
+            stalled=int(stalled),
+            dead_letter=counts[JobState.PERMANENTLY_FAILED.value],
+            total=sum(counts.values()),
+        )
+
+    def list_jobs(
+        self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
+    ) -> Page:
+        self._check_limit(limit, 1000)
+        where, params = _filter_sql(flt or JobFilter())
+        if before_id is not None:
+            where.append("id < :before_id")
+            params["before_id"] = _check_id(before_id)
+        statement = (
+            "SELECT * FROM jobs"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY id DESC LIMIT :limit"
+        )
+        params["limit"] = limit + 1
+        rows = self.db.query(lambda c: c.execute(statement, params).fetchall())
+        jobs = [Job.from_row(r) for r in rows[:limit]]
+        return Page(jobs, jobs[-1].id if len(rows) > limit else None)
+
+    def count_jobs(self, flt: JobFilter | None = None) -> int:
+        flt = flt or JobFilter()
+        if flt.text is None and flt.created_after is None and flt.created_before is None:
+            stats = self.stats(flt.queue)  # kept by triggers: no table scan
+            wanted = flt.statuses or tuple(JobState)
+            return sum(stats.counts[s.value] for s in wanted)
+        where, params = _filter_sql(flt)
+        statement = "SELECT count(*) FROM jobs WHERE " + " AND ".join(where)
+        return int(self.db.query(lambda c: c.execute(statement, params).fetchone()[0]))
+
+    # ---------------------------------------------------------------- operators
+
+    def operator_action(
+        self, transition: Transition, job_id: int, *, actor: str, reason: str | None = None
+    ) -> Job:
+        job_id = _check_id(job_id)
+        _check_operator(transition, actor)
+
+        def body(conn: sqlite3.Connection) -> Job:
+            row = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
+            if row is None:
+                raise JobNotFound(job_id)
+            return self._operate(conn, Job.from_row(row), transition, actor, reason, self.clock())
+
+        return self.db.write(body)
+
+    def _operate(
+        self,
+        conn: sqlite3.Connection,
+        job: Job,
+        transition: Transition,
+        actor: str,
+        reason: str | None,
+        now: float,
+    ) -> Job:
+        detail = clip_error(reason)
+        if transition is Transition.RESUBMIT:
+            # A fresh attempt budget: the operator decided the job deserves another go.
+            return self._move(
+                conn, job, transition, actor, now, detail=detail, attempts=0, run_at=now,
+                error=job.error,
+            )  # fmt: skip
+        if transition is Transition.MARK_FAILED:
+            error = detail or f"marked failed by {actor}"
+            return self._move(conn, job, transition, actor, now, detail=detail, error=error)
+        if transition is Transition.MARK_DONE:
+            return self._move(conn, job, transition, actor, now, detail=detail, error=None)
+        if transition is Transition.CANCEL:
+            return self._move(conn, job, transition, actor, now, detail=detail, error=job.error)
+        raise InvalidArgument(f"{transition.value} is not an operator action")
+
+    def bulk_action(
+        self,
+        transition: Transition,
+        flt: JobFilter,
+        *,
+        actor: str,
+        reason: str | None = None,
+        limit: int | None = None,
+    ) -> tuple[int, int]:
+        _check_operator(transition, actor)
+        sources = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
+        if not sources:
+            return 0, 0
+        where, params = _filter_sql(JobFilter(tuple(sources), flt.queue, flt.text,
+                                              flt.created_after, flt.created_before))  # fmt: skip
+        statement = (
+            "SELECT * FROM jobs WHERE " + " AND ".join(where) + " AND id < :before_id"
+            " ORDER BY id DESC LIMIT :chunk"
+        )
+        applied = skipped = 0
+        before = 2**62
+        while limit is None or applied + skipped < limit:
+            chunk = BULK_CHUNK if limit is None else min(BULK_CHUNK, limit - applied - skipped)
+
+            page = {**params, "before_id": before, "chunk": chunk}
+
+            def body(
+                conn: sqlite3.Connection, page: dict[str, Any] = page
+            ) -> tuple[int, int, int | None]:
+                rows = conn.execute(statement, page)
+                done = missed = 0
+                last = None
+                now = self.clock()
+                for row in rows.fetchall():
+                    last = row["id"]
+                    try:
+                        self._operate(conn, Job.from_row(row), transition, actor, reason, now)
+                        done += 1
+                    except InvalidTransition:
+                        missed += 1
+                return done, missed, last
+
+            done, missed, last = self.db.write(body)
+            applied, skipped = applied + done, skipped + missed
+            if last is None:
+                break
+            before = last
+        return applied, skipped
+
+    # ---------------------------------------------------------------- manager
+
+    def rescue_expired(self, *, limit: int = 1000) -> list[Job]:
+        return self._rescue(Q["expired_leases"], {"limit": limit}, "lease expired")
+
+    def rescue_stalled(self, stall_timeout: float, *, limit: int = 1000) -> list[Job]:
+        if not stall_timeout > 0:
+            raise InvalidArgument("stall_timeout must be positive")
+        params = {"limit": limit, "stall_timeout": stall_timeout}
+        return self._rescue(
+            Q["stalled_processing"], params, f"processing longer than {stall_timeout:g}s"
+        )
+
+    def _rescue(self, select: str, params: dict[str, Any], why: str) -> list[Job]:
+        self._check_limit(params["limit"])
+
+        def body(conn: sqlite3.Connection) -> list[Job]:
+            now = self.clock()
+            query = {**params, "now": now, "started_before": now - params.get("stall_timeout", 0)}
+            moved = []
+            for row in conn.execute(select, query).fetchall():
+                job = Job.from_row(row)
+                holder = f"{why} (consumer {job.consumer_id}, attempt {job.attempts})"
+                if job.attempts >= job.max_attempts:
+                    moved.append(self._move(
+                        conn, job, Transition.DEAD_LETTER, "manager", now, token=job.lease_token,
+                        error=f"{holder}; out of attempts", detail=f"{holder}; out of attempts",
+                    ))  # fmt: skip
+                else:
+                    moved.append(self._move(
+                        conn, job, Transition.RESCUE, "manager", now, token=job.lease_token,
+                        attempts=job.attempts, run_at=now, error=job.error, detail=holder,
+                    ))  # fmt: skip
+            return moved
+
+        return self.db.write(body)
+
+    def schedule_retries(self, *, limit: int = 1000) -> list[Job]:
+        self._check_limit(limit)
+
+        def body(conn: sqlite3.Connection) -> list[Job]:
+            now = self.clock()
+            moved = []
+            for row in conn.execute(Q["failed_out_of_attempts"], {"limit": limit}).fetchall():
+                job = Job.from_row(row)
+                moved.append(self._move(
+                    conn, job, Transition.DEAD_LETTER, "manager", now, error=job.error,
+                    detail=f"out of attempts ({job.attempts}/{job.max_attempts})",
+                ))  # fmt: skip
+            for row in conn.execute(Q["due_retries"], {"now": now, "limit": limit}).fetchall():
+                job = Job.from_row(row)
+                moved.append(self._move(
+                    conn, job, Transition.SCHEDULE_RETRY, "manager", now,
+                    attempts=job.attempts, run_at=now, error=job.error,
+                    detail=f"retry {job.attempts + 1} of {job.max_attempts}",
+                ))  # fmt: skip
+            return moved
+
+        return self.db.write(body)
+
+    def purge_done(self, older_than: float, *, limit: int = 10_000) -> int:
+        if not older_than >= 0:
+            raise InvalidArgument("older_than must not be negative")
+        self._check_limit(limit, 1_000_000)
+        params = {"finished_before": self.clock() - older_than, "limit": limit}
+        return self.db.write(lambda c: c.execute(Q["done_purge"], params).rowcount)
+
+    # ---------------------------------------------------------------- the one transition
+
+    def _move(
+        self,
+        conn: sqlite3.Connection,
+        job: Job,
+        transition: Transition,
+        actor: str,
+        now: float,
+        *,
+        token: str | None = None,
+        detail: str | None = None,
+        **fields: Any,
+    ) -> Job:
+        """Apply ``transition`` to ``job`` with one guarded UPDATE, and record it.
+
+        The UPDATE matches only while the job is still in the state it was read in
+        (and, for a lease holder, still carries the token): if another actor moved it
+        first, nothing changes and a ``Conflict`` is raised.
+        """
+        if not can(transition, job.status):
+            raise InvalidTransition(job.id, transition.value, job.status.value)
+        to = target(transition)
+        params = {"id": job.id, "expected": job.status.value, "token": token, "now": now, **fields}
+        if to is JobState.PENDING:
+            statement = Q["job_to_pending"]
+        elif to is JobState.FAILED:
+            statement = Q["job_to_failed"]
+        else:
+            statement = Q["job_to_final"]
+            params["to_status"] = to.value
+        row = conn.execute(statement, params).fetchone()
+        if row is None:
+            if token is not None:
+                raise LeaseLost(job.id)
+            why = f"job {job.id} changed while {transition.value} ran"
+            raise InvalidTransition(job.id, transition.value, job.status.value, why)
+        moved = Job.from_row(row)
+        conn.execute(
+            Q["event_insert"],
+            _event(
+                job.id, now, job.status, moved.status, transition, actor, moved.attempts, detail
+            ),
+        )
+        return moved
+
+    # ---------------------------------------------------------------- consumer registry
+
+    def consumer_register(self, consumer_id: str, *, host: str, pid: int, queues: str) -> None:
+        _check_consumer_id(consumer_id)
+        params = {
+            "id": consumer_id,
+            "host": host,
+            "pid": pid,
+            "queues": queues,
+            "now": self.clock(),
+        }
+        self.db.write(lambda c: c.execute(Q["consumer_register"], params))
+
+    def consumer_heartbeat(
+        self,
+        consumer_id: str,
+        *,
+        state: str,
+        current_job_id: int | None,
+        jobs_done: int,
+        jobs_failed: int,
+    ) -> bool:
+        if state not in ("idle", "busy"):
+            raise InvalidArgument("a live consumer is idle or busy")
+        params = {
+            "id": consumer_id,
+            "now": self.clock(),
+            "state": state,
+            "current_job_id": current_job_id,
+            "jobs_done": jobs_done,
+            "jobs_failed": jobs_failed,
+        }
+        row = self.db.write(lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone())
+        return row is not None
+
+    def consumer_deregister(self, consumer_id: str) -> None:
+        params = {"id": consumer_id, "now": self.clock()}
+        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params))
+
+    def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
+        params = {"heartbeat_before": self.clock() - heartbeat_timeout}
+        rows = self.db.write(lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall())
+        return [r[0] for r in rows]
+
+    def consumers_purge(self, older_than: float) -> int:
+        params = {"heartbeat_before": self.clock() - older_than}
+        return self.db.write(lambda c: c.execute(Q["consumers_purge"], params).rowcount)
+
+    def consumers(self) -> list[Consumer]:
+        rows = self.db.query(lambda c: c.execute(Q["consumers_all"]).fetchall())
+        return [Consumer.from_row(r) for r in rows]
+
+    # ---------------------------------------------------------------- leadership
+
+    def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
+        now = self.clock()
+        params = {"name": name, "holder": holder, "now": now, "expires_at": now + ttl}
+        row = self.db.write(lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone())
+        return row is not None
+
+    def leader_resign(self, name: str, holder: str) -> None:
+        self.db.write(lambda c: c.execute(Q["leader_resign"], {"name": name, "holder": holder}))
+
+    def leader(self, name: str) -> tuple[str, float] | None:
+        row = self.db.query(lambda c: c.execute(Q["leader_get"], {"name": name}).fetchone())
+        if row is None or row["expires_at"] < self.clock():
+            return None
+        return row["holder"], float(row["expires_at"])
+
+    # ---------------------------------------------------------------- audit
+
+    def doctor(self) -> list[str]:
+        problems: list[str] = []
+        with self.db.read() as conn:
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            if integrity != ["ok"]:
+                problems += [f"integrity_check: {line}" for line in integrity[:20]]
+            for row in conn.execute("PRAGMA foreign_key_check").fetchall()[:20]:
+                problems.append(f"foreign key broken in {row[0]} row {row[1]}")
+            for job_id, n in conn.execute(Q["audit_completed_twice"]):
+                problems.append(f"job {job_id} was completed {n} times")
+            for (job_id,) in conn.execute(Q["audit_done_without_event"]):
+                problems.append(f"job {job_id} is done but its history has no completion")
+            for job_id, status, last in conn.execute(Q["audit_status_differs_from_history"]):
+                problems.append(f"job {job_id} is {status} but its history ends in {last}")
+            for (job_id,) in conn.execute(Q["audit_job_without_history"]):
+                problems.append(f"job {job_id} has no history")
+            for job_id, status in conn.execute(Q["audit_lease_mismatch"]):
+                problems.append(f"job {job_id} is {status} with an inconsistent lease")
+            for queue, status, actual, counted in conn.execute(Q["audit_counts"]):
+                problems.append(
+                    f"count of {status} jobs in queue {queue} is {counted}, actually {actual}"
+                )
+            for source, dest in conn.execute(Q["audit_edges"]):
+                edge = (JobState(source) if source else None, JobState(dest))
+                if edge not in ALLOWED_EDGES:
+                    problems.append(f"history holds a transition {source} -> {dest} not allowed")
+            for key, n in conn.execute(Q["audit_active_dedupe_duplicates"]):
+                problems.append(f"dedupe key {key!r} is held by {n} active jobs")
+        return problems
+
+
+# -------------------------------------------------------------------- helpers
+
+
+def _event(
+    job_id: int,
+    at: float,
+    from_status: JobState | None,
+    to_status: JobState,
+    transition: Transition,
+    actor: str,
+    attempt: int,
+    detail: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "at": at,
+        "from_status": from_status.value if from_status else None,
+        "to_status": to_status.value,
+        "action": transition.value,
+        "actor": actor,
+        "attempt": attempt,
+        "detail": detail,
+    }
+
+
+def _filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
+    """WHERE fragments (fixed text) and their parameters for a job filter."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if len(flt.statuses) == 1:
+        where.append("status = :status")  # lets the planner walk (status, id) in order
+        params["status"] = JobState(flt.statuses[0]).value
+    elif flt.statuses:
+        names = [JobState(s).value for s in flt.statuses]
+        where.append("status IN (SELECT value FROM json_each(:statuses))")
+        params["statuses"] = json.dumps(names)
+    if flt.queue is not None:
+        where.append("queue = :queue")
+        params["queue"] = flt.queue
+    if flt.text:
+        escaped = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(data LIKE :text ESCAPE '\\' OR error LIKE :text ESCAPE '\\')")
+        params["text"] = f"%{escaped}%"
+    if flt.created_after is not None:
+        where.append("created_at >= :created_after")
+        params["created_after"] = float(flt.created_after)
+    if flt.created_before is not None:
+        where.append("created_at < :created_before")
+        params["created_before"] = float(flt.created_before)
+    if not where:
+        where.append("1 = 1")
+    return where, params
+
+
+def _check_id(job_id: object) -> int:
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
+        raise InvalidArgument(f"job id must be a positive integer, not {job_id!r}")
+    return job_id
+
+
+def _check_consumer_id(consumer_id: object) -> None:
+    if not isinstance(consumer_id, str) or not 0 < len(consumer_id) <= 200:
+        raise InvalidArgument("consumer id must be 1-200 characters of text")
+
+
+def _check_operator(transition: Transition, actor: str) -> None:
+    if not isinstance(actor, str) or not actor.strip():
+        raise InvalidArgument("an operator action needs the operator's name (actor)")
+    if transition not in (
+        Transition.RESUBMIT,
+        Transition.CANCEL,
+        Transition.MARK_DONE,
+        Transition.MARK_FAILED,
+    ):
+        raise InvalidArgument(f"{transition.value} is not an operator action")

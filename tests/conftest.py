@@ -1,0 +1,28 @@
+"""Fixtures shared by every tier. Tier-specific fixtures live in each tier's conftest."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pq_command() -> list[str]:
+    """The installed `pq` entry point of the running interpreter's environment."""
+    return [str(VENV_BIN / "pq")]
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when a component truly cannot exist here; in CI a missing component fails."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"required component missing in CI: {reason}")
+    print(f"SKIP: {reason}", file=sys.stderr)
+    pytest.skip(reason)
