@@ -1,0 +1,52 @@
+"""The backends every conformance test runs against.
+
+Each entry makes a fresh, empty queue for one test. The PostgreSQL entry adds itself
+here (a throwaway cluster started by the test setup); SQLite needs only a temp dir.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+from pqcore import PersistentQInterface, QueueSettings
+from pqcore.sqlite_queue import SQLiteQueue
+
+
+class FakeClock:
+    """A clock the test moves by hand, so leases and backoffs expire on demand."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+QueueMaker = Callable[..., PersistentQInterface]
+
+
+@contextmanager
+def sqlite_backend(tmp_path: Path) -> Iterator[QueueMaker]:
+    opened: list[PersistentQInterface] = []
+
+    def make(clock: Callable[[], float] | None = None, **settings: Any) -> PersistentQInterface:
+        path = str(tmp_path / "queue.db")
+        queue = SQLiteQueue(path, QueueSettings(db=path, **settings), clock=clock)
+        opened.append(queue)
+        return queue
+
+    yield make
+    for queue in opened:
+        queue.close()
+
+
+# name -> context manager factory taking the test's tmp_path
+BACKENDS: dict[str, Callable[[Path], AbstractContextManager[QueueMaker]]] = {
+    "sqlite": sqlite_backend,
+}
