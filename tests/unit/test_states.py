@@ -3,7 +3,15 @@ from __future__ import annotations
 import pytest
 
 from pqcore.exceptions import InvalidArgument
-from pqcore.states import ALLOWED_EDGES, FINAL_STATES, TRANSITIONS, JobState, Transition, can, parse_state
+from pqcore.states import (
+    ALLOWED_EDGES,
+    FINAL_STATES,
+    TRANSITIONS,
+    JobState,
+    Transition,
+    can,
+    parse_state,
+)
 
 
 def test_done_is_final_and_nothing_leaves_it() -> None:
@@ -12,7 +20,8 @@ def test_done_is_final_and_nothing_leaves_it() -> None:
 
 
 def test_only_operators_take_jobs_out_of_the_dead_letter_queue() -> None:
-    leaving = {t for t, (sources, _) in TRANSITIONS.items() if JobState.PERMANENTLY_FAILED in sources}
+    dead = JobState.PERMANENTLY_FAILED
+    leaving = {t for t, (sources, _) in TRANSITIONS.items() if dead in sources}
     assert leaving == {Transition.RESUBMIT, Transition.MARK_DONE}
 
 
