@@ -6,6 +6,7 @@ here (a throwaway cluster started by the test setup); SQLite needs only a temp d
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -31,22 +32,32 @@ class FakeClock:
 QueueMaker = Callable[..., PersistentQInterface]
 
 
+@dataclasses.dataclass(frozen=True)
+class BackendHandle:
+    """One test's fresh storage: ``make`` opens queues on it in this process, and ``url``
+    is what another process (a subprocess, a service) passes to ``open_queue``/``PQ_DB``."""
+
+    name: str
+    url: str
+    make: QueueMaker
+
+
 @contextmanager
-def sqlite_backend(tmp_path: Path) -> Iterator[QueueMaker]:
+def sqlite_backend(tmp_path: Path) -> Iterator[BackendHandle]:
+    path = str(tmp_path / "queue.db")
     opened: list[PersistentQInterface] = []
 
     def make(clock: Callable[[], float] | None = None, **settings: Any) -> PersistentQInterface:
-        path = str(tmp_path / "queue.db")
         queue = SQLiteQueue(path, QueueSettings(db=path, **settings), clock=clock)
         opened.append(queue)
         return queue
 
-    yield make
+    yield BackendHandle("sqlite", path, make)
     for queue in opened:
         queue.close()
 
 
 # name -> context manager factory taking the test's tmp_path
-BACKENDS: dict[str, Callable[[Path], AbstractContextManager[QueueMaker]]] = {
+BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BackendHandle]]] = {
     "sqlite": sqlite_backend,
 }

@@ -8,14 +8,20 @@ from pathlib import Path
 import pytest
 
 from pqcore import PersistentQInterface
-from tests.backends import BACKENDS, FakeClock, QueueMaker
+from tests.backends import BACKENDS, BackendHandle, FakeClock, QueueMaker
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[QueueMaker]:
-    """Opens queues of the backend under test; every queue made in one test shares storage."""
-    with BACKENDS[request.param](tmp_path) as make:
-        yield make
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendHandle]:
+    """Fresh storage of the backend under test."""
+    with BACKENDS[request.param](tmp_path) as handle:
+        yield handle
+
+
+@pytest.fixture
+def make_queue(backend: BackendHandle) -> QueueMaker:
+    """Opens queues on the test's storage; every queue made in one test shares it."""
+    return backend.make
 
 
 @pytest.fixture
