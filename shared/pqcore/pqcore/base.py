@@ -340,7 +340,9 @@ class PersistentQInterface(abc.ABC):
                 raise InvalidArgument("dedupe key must be non-empty text")
             if len(request.dedupe_key) > MAX_DEDUPE_KEY:
                 raise InvalidArgument(f"dedupe key is longer than {MAX_DEDUPE_KEY} characters")
-        max_attempts = request.max_attempts or self.settings.max_attempts
+        max_attempts = request.max_attempts
+        if max_attempts is None:  # not `or`: an explicit 0 is an error, not the default
+            max_attempts = self.settings.max_attempts
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise InvalidArgument("max_attempts must be an integer")
         if not 1 <= max_attempts <= 1000:

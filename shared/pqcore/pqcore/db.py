@@ -66,6 +66,13 @@ def translate(error: sqlite3.Error, path: str) -> StorageError:
     if code == SQLITE_CORRUPT or "malformed" in message:
         return DatabaseCorrupt(f"database {path} is corrupt: {message}")
     if code == SQLITE_CANTOPEN or "unable to open" in message:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isfile(path) and not os.access(folder, os.W_OK):
+            # A WAL database needs its -wal and -shm files beside it.
+            return DatabaseReadOnly(
+                f"database {path} is in a read-only directory (SQLite must create its -wal"
+                " and -shm files there); nothing was changed"
+            )
         return DatabaseUnavailable(f"cannot open database {path}: {message}")
     return StorageError(f"database {path}: {message}")
 

@@ -267,8 +267,9 @@ class SQLiteQueue(PersistentQInterface):
                 rows = conn.execute(Q["counts_by_status"]).fetchall()
             else:
                 rows = conn.execute(Q["counts_by_status_for_queue"], {"queue": queue}).fetchall()
-            oldest = conn.execute(Q["oldest_runnable_pending"], {"now": now}).fetchone()[0]
-            stalled = conn.execute(Q["stalled_count"], {"now": now}).fetchone()[0]
+            scope = {"now": now, "queue": queue}
+            oldest = conn.execute(Q["oldest_runnable_pending"], scope).fetchone()[0]
+            stalled = conn.execute(Q["stalled_count"], scope).fetchone()[0]
         counts = {state.value: 0 for state in JobState}
         for status, n in rows:
             counts[status] = int(n)
@@ -283,7 +284,8 @@ class SQLiteQueue(PersistentQInterface):
     def list_jobs(
         self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
     ) -> Page:
-        self._check_limit(limit, 1000)
+        if self._check_limit(limit, 1000) < 1:
+            raise InvalidArgument("limit must be at least 1")
         where, params = _filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < :before_id")
@@ -335,6 +337,14 @@ class SQLiteQueue(PersistentQInterface):
     ) -> Job:
         detail = clip_error(reason)
         if transition is Transition.RESUBMIT:
+            if job.dedupe_key is not None:
+                holder = conn.execute(Q["job_by_active_dedupe_key"], vars(job)).fetchone()
+                if holder is not None and holder["id"] != job.id:
+                    raise InvalidTransition(
+                        job.id, transition.value, job.status.value,
+                        f"cannot resubmit job {job.id}: active job {holder['id']} holds its"
+                        f" dedupe key {job.dedupe_key!r}",
+                    )  # fmt: skip
             # A fresh attempt budget: the operator decided the job deserves another go.
             return self._move(
                 conn, job, transition, actor, now, detail=detail, attempts=0, run_at=now,
