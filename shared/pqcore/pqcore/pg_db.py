@@ -198,7 +198,7 @@ class PostgresDatabase:
                             conn.execute(SNAPSHOT)
                         result = body(conn)
                     except BaseException:
-                        broken = conn.broken
+                        broken = conn.broken or conn.closed
                         if not broken:
                             conn.rollback()
                         raise
@@ -209,6 +209,8 @@ class PostgresDatabase:
                 # A connection that died before COMMIT (server restart, idle timeout) took
                 # its transaction with it: one fresh try on another connection is safe.
                 lost_before_commit = broken and not committing and tries == 0
+                if lost_before_commit:
+                    self._discard_broken()  # its pool-mates likely died with it (a restart)
                 if tries < retries and (_retryable(error) or lost_before_commit):
                     time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
                     continue
@@ -219,6 +221,12 @@ class PostgresDatabase:
                     ) from None
                 raise translate(error, self.where) from None
         raise AssertionError("unreachable")
+
+    def _discard_broken(self) -> None:
+        try:
+            self.pool().check()
+        except Exception:  # the server may be down: the retry reports it
+            pass
 
     # ------------------------------------------------------------ schema
 
