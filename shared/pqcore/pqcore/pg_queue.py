@@ -169,6 +169,16 @@ class PostgresQueue(PersistentQInterface):
     def _apply_outcome(
         self, conn: Connection, outcome: Outcome, actor: str | None, now: float
     ) -> Job:
+        if outcome.kind == "done":  # needs nothing from the job: skip reading it
+            params = {
+                "id": outcome.job_id,
+                "token": outcome.lease_token,
+                "now": now,
+                "actor": actor,
+            }
+            done = conn.execute(Q["job_complete"], params).fetchone()
+            if done is not None:
+                return Job.from_row(done)
         row = conn.execute(Q["job_get"], {"id": outcome.job_id}).fetchone()
         if row is None:
             raise JobNotFound(outcome.job_id)

@@ -155,6 +155,23 @@ WITH moved AS (
 )
 SELECT * FROM moved;
 
+-- name: job_complete
+-- The lease holder's completion, without reading the job first (the hot path). The
+-- history names the holder, as when the job was read first.
+WITH moved AS (
+    UPDATE jobs
+       SET status = 'done', error = NULL, finished_at = %(now)s, updated_at = %(now)s,
+           lease_token = NULL, lease_expires_at = NULL
+     WHERE id = %(id)s AND status = 'processing' AND lease_token = %(token)s
+    RETURNING *
+), events AS (
+    INSERT INTO job_events (job_id, at, from_status, to_status, action, actor, attempt)
+    SELECT id, %(now)s, 'processing', 'done', 'complete',
+           coalesce(%(actor)s::text, consumer_id, 'consumer'), attempts
+      FROM moved
+)
+SELECT * FROM moved;
+
 -- name: job_to_failed
 WITH moved AS (
     UPDATE jobs

@@ -76,6 +76,8 @@ CREATE TABLE job_count_deltas (
     n      bigint       NOT NULL
 );
 
+-- Bulk inserts (enqueue, migrate-backend's COPY) and deletes (purge) append one row per
+-- statement and (queue, status).
 CREATE FUNCTION pq_count_final_states() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -83,22 +85,11 @@ BEGIN
         SELECT queue, status, count(*) FROM new_rows
          WHERE status IN ('done', 'permanently_failed', 'cancelled')
          GROUP BY queue, status;
-    ELSIF TG_OP = 'DELETE' THEN
+    ELSE
         INSERT INTO job_count_deltas (queue, status, n)
         SELECT queue, status, -count(*) FROM old_rows
          WHERE status IN ('done', 'permanently_failed', 'cancelled')
          GROUP BY queue, status;
-    ELSE
-        INSERT INTO job_count_deltas (queue, status, n)
-        SELECT queue, status, sum(n) FROM (
-            SELECT queue, status, 1 AS n FROM new_rows
-             WHERE status IN ('done', 'permanently_failed', 'cancelled')
-            UNION ALL
-            SELECT queue, status, -1 FROM old_rows
-             WHERE status IN ('done', 'permanently_failed', 'cancelled')
-        ) AS moves
-         GROUP BY queue, status
-        HAVING sum(n) <> 0;
     END IF;
     RETURN NULL;
 END;
@@ -106,11 +97,28 @@ $$;
 
 CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION pq_count_final_states();
-CREATE TRIGGER jobs_count_update AFTER UPDATE ON jobs
-    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION pq_count_final_states();
 CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION pq_count_final_states();
+
+-- Transitions touch one row at a time; the WHEN clause is checked without calling the
+-- function, so claims and heartbeats (which never enter a final state) cost nothing.
+CREATE FUNCTION pq_count_final_move() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF old.status IN ('done', 'permanently_failed', 'cancelled') THEN
+        INSERT INTO job_count_deltas (queue, status, n) VALUES (old.queue, old.status, -1);
+    END IF;
+    IF new.status IN ('done', 'permanently_failed', 'cancelled') THEN
+        INSERT INTO job_count_deltas (queue, status, n) VALUES (new.queue, new.status, 1);
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER jobs_count_update AFTER UPDATE OF status, queue ON jobs FOR EACH ROW
+    WHEN ((old.status, old.queue) IS DISTINCT FROM (new.status, new.queue)
+          AND (old.status IN ('done', 'permanently_failed', 'cancelled')
+               OR new.status IN ('done', 'permanently_failed', 'cancelled')))
+    EXECUTE FUNCTION pq_count_final_move();
 
 -- Consumer processes, for the ops console and the manager's dead-consumer check.
 CREATE TABLE consumers (
