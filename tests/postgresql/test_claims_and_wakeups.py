@@ -8,6 +8,7 @@ import multiprocessing
 import threading
 import time
 from collections import Counter
+from typing import Any
 
 import psycopg
 import pytest
@@ -125,3 +126,24 @@ def test_doctor_reports_a_count_that_drifted(pg_url: str) -> None:
             )
         assert queue.doctor() == ["count of done jobs in queue default is 2, actually 1"]
         assert job.id == held.id
+
+
+def _claim_in_child(queue: PostgresQueue, result: Any) -> None:
+    queue.wait_for_jobs(5.0)
+    result.put([job.id for job in queue.claim("child", limit=10)])
+
+
+def test_a_queue_opened_before_fork_serves_parent_and_child(pg_url: str) -> None:
+    context = multiprocessing.get_context("fork")
+    with PostgresQueue(pg_url) as queue:
+        queue.enqueue_many(["a", "b"])
+        assert queue.wait_for_jobs(0.1)  # parent's pool and listener exist before the fork
+        result = context.Queue()
+        child = context.Process(target=_claim_in_child, args=(queue, result))
+        child.start()
+        claimed = result.get(timeout=60)
+        child.join(60)
+        assert child.exitcode == 0 and len(claimed) == 2
+        third = queue.enqueue("c")  # the parent's connections survived the child's exit
+        assert [job.id for job in queue.claim("parent")] == [third.id]
+        assert queue.wait_for_jobs(0.1) is False

@@ -9,6 +9,7 @@ arrives between the check and the sleep still wakes it.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ class Listener:
     def __init__(self, connect: Callable[[], Connection]) -> None:
         self._connect = connect
         self._local = threading.local()
-        self._all: list[Connection] = []
+        self._all: list[tuple[Connection, int]] = []  # with the pid that opened each
         self._lock = threading.Lock()
 
     def arm(self) -> None:
@@ -57,20 +58,22 @@ class Listener:
     def close(self) -> None:
         with self._lock:
             conns, self._all = self._all, []
-        for conn in conns:
-            conn.close()
+        for conn, pid in conns:
+            if pid == os.getpid():  # closing a parent's connection would end it for the parent
+                conn.close()
         self._local = threading.local()
 
     def _connection(self) -> Connection | None:
         conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is not None and not conn.closed:
+        # A forked child must not read its parent's socket: it listens on its own.
+        if conn is not None and not conn.closed and self._local.pid == os.getpid():
             return conn
         try:
             conn = self._connect()
             conn.execute(f"LISTEN {CHANNEL}")
         except Exception:
             return None
-        self._local.conn = conn
+        self._local.conn, self._local.pid = conn, os.getpid()
         with self._lock:
-            self._all.append(conn)
+            self._all.append((conn, os.getpid()))
         return conn

@@ -129,9 +129,8 @@ class PostgresQueue(PersistentQInterface):
             now = self.clock()
             settled, lost = [], []
             for outcome in outcomes:
-                try:
-                    with conn.transaction():  # a savepoint: a lost lease undoes only itself
-                        settled.append(self._apply_outcome(conn, outcome, consumer_id, now))
+                try:  # a lost lease changed nothing (its guarded UPDATE matched no row)
+                    settled.append(self._apply_outcome(conn, outcome, consumer_id, now))
                 except (LeaseLost, JobNotFound):
                     lost.append(outcome.job_id)
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
@@ -377,10 +376,9 @@ class PostgresQueue(PersistentQInterface):
                 for row in conn.execute(statement, page).fetchall():
                     last = row["id"]
                     job = Job.from_row(row)
-                    try:
-                        with conn.transaction():
-                            move = operator_move(job, transition, actor, reason, now)
-                            self._apply(conn, job, move, actor, now)
+                    try:  # a job that changed meanwhile is skipped; nothing was written
+                        move = operator_move(job, transition, actor, reason, now)
+                        self._apply(conn, job, move, actor, now)
                         done += 1
                     except InvalidTransition:
                         missed += 1
