@@ -1,0 +1,124 @@
+"""Charts of the queue, built from pqcore's bounded chart queries."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from pqcore import PersistentQInterface, Stats
+from services.consoles.widgets import STATUS_LABELS
+
+SAMPLE = 10_000
+
+
+def counts_by_status(stats: Stats) -> None:
+    frame = pd.DataFrame(
+        {
+            "status": [STATUS_LABELS[s] for s in STATUS_LABELS],
+            "jobs": [stats.counts[s.value] for s in STATUS_LABELS],
+        }
+    )
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("status:N", sort=None, title=None),
+            y=alt.Y("jobs:Q", title="jobs"),
+            color=alt.Color("status:N", legend=None),
+            tooltip=["status", "jobs"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: int = 60) -> None:
+    buckets = queue.throughput(now - minutes * 60, bucket_seconds=bucket)
+    if not buckets:
+        st.info(f"Nothing enqueued, completed or failed in the last {minutes} minutes.")
+        return
+    frame = pd.DataFrame(
+        [
+            {
+                "time": pd.Timestamp(b.start, unit="s"),
+                "enqueued": b.enqueued,
+                "completed": b.completed,
+                "failed": b.failed,
+            }
+            for b in buckets
+        ]
+    ).melt("time", var_name="kind", value_name="jobs")
+    chart = (
+        alt.Chart(frame)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("time:T", title="UTC"),
+            y=alt.Y("jobs:Q", title=f"jobs per {bucket // 60} min" if bucket >= 60 else "jobs"),
+            color=alt.Color(
+                "kind:N",
+                scale=alt.Scale(
+                    domain=["enqueued", "completed", "failed"],
+                    range=["#4c78a8", "#54a24b", "#e45756"],
+                ),
+            ),
+            tooltip=["time:T", "kind", "jobs"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def attempts(queue: PersistentQInterface) -> None:
+    histogram = queue.attempts_histogram(sample=SAMPLE)
+    if not histogram:
+        st.info("No jobs yet.")
+        return
+    frame = pd.DataFrame({"attempts": list(histogram), "jobs": list(histogram.values())})
+    chart = (
+        alt.Chart(frame)
+        .mark_bar()
+        .encode(
+            x=alt.X("attempts:O", title="attempts made"), y="jobs:Q", tooltip=["attempts", "jobs"]
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def failure_reasons(queue: PersistentQInterface) -> None:
+    reasons = queue.failure_reasons(limit=10, sample=SAMPLE)
+    if not reasons:
+        st.info("No failed jobs.")
+        return
+    frame = pd.DataFrame(reasons, columns=["reason", "jobs"])
+    chart = (
+        alt.Chart(frame)
+        .mark_bar(color="#e45756")
+        .encode(
+            y=alt.Y("reason:N", sort="-x", title=None, axis=alt.Axis(labelLimit=420)),
+            x=alt.X("jobs:Q"),
+            tooltip=["reason", "jobs"],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def processing_times(queue: PersistentQInterface) -> None:
+    seconds = queue.processing_seconds(sample=SAMPLE)
+    if not seconds:
+        st.info("No completed jobs yet.")
+        return
+    series = pd.Series(seconds)
+    p50, p90, p99 = series.quantile([0.5, 0.9, 0.99])
+    cols = st.columns(4)
+    cols[0].metric("jobs measured", f"{len(series):,}")
+    cols[1].metric("p50", f"{p50:.2f}s")
+    cols[2].metric("p90", f"{p90:.2f}s")
+    cols[3].metric("p99", f"{p99:.2f}s")
+    chart = (
+        alt.Chart(pd.DataFrame({"seconds": series}))
+        .mark_bar()
+        .encode(
+            x=alt.X("seconds:Q", bin=alt.Bin(maxbins=40), title="processing seconds"),
+            y=alt.Y("count():Q", title="jobs"),
+        )
+    )
+    st.altair_chart(chart, width="stretch")
