@@ -12,6 +12,14 @@ from services.consoles.widgets import STATUS_LABELS
 SAMPLE = 10_000
 
 
+def duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min"
+
+
 def counts_by_status(stats: Stats) -> None:
     frame = pd.DataFrame(
         {
@@ -40,7 +48,7 @@ def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: in
     frame = pd.DataFrame(
         [
             {
-                "time": pd.Timestamp(b.start, unit="s"),
+                "time": pd.Timestamp(b.start, unit="s", tz="UTC"),
                 "enqueued": b.enqueued,
                 "completed": b.completed,
                 "failed": b.failed,
@@ -48,22 +56,30 @@ def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: in
             for b in buckets
         ]
     ).melt("time", var_name="kind", value_name="jobs")
-    chart = (
-        alt.Chart(frame)
-        .mark_line(point=True)
-        .encode(
-            x=alt.X("time:T", title="UTC"),
-            y=alt.Y("jobs:Q", title=f"jobs per {bucket // 60} min" if bucket >= 60 else "jobs"),
-            color=alt.Color(
-                "kind:N",
-                scale=alt.Scale(
-                    domain=["enqueued", "completed", "failed"],
-                    range=["#4c78a8", "#54a24b", "#e45756"],
-                ),
-            ),
-            tooltip=["time:T", "kind", "jobs"],
-        )
+    color = alt.Color(
+        "kind:N",
+        scale=alt.Scale(
+            domain=["enqueued", "completed", "failed"], range=["#4c78a8", "#54a24b", "#e45756"]
+        ),
     )
+    y = alt.Y("jobs:Q", title=f"jobs per {bucket // 60} min" if bucket >= 60 else "jobs")
+    tooltip = ["time:T", "kind", "jobs"]
+    base = alt.Chart(frame)
+    if len(buckets) < 4:  # a few buckets read better as grouped bars
+        chart = base.mark_bar().encode(
+            x=alt.X("utchoursminutes(time):O", title="UTC"),
+            xOffset="kind:N",
+            y=y,
+            color=color,
+            tooltip=tooltip,
+        )
+    else:
+        chart = base.mark_line(point=True).encode(
+            x=alt.X("utcyearmonthdatehoursminutes(time):T", title="UTC"),
+            y=y,
+            color=color,
+            tooltip=tooltip,
+        )
     st.altair_chart(chart, width="stretch")
 
 
@@ -110,9 +126,9 @@ def processing_times(queue: PersistentQInterface) -> None:
     p50, p90, p99 = series.quantile([0.5, 0.9, 0.99])
     cols = st.columns(4)
     cols[0].metric("jobs measured", f"{len(series):,}")
-    cols[1].metric("p50", f"{p50:.2f}s")
-    cols[2].metric("p90", f"{p90:.2f}s")
-    cols[3].metric("p99", f"{p99:.2f}s")
+    cols[1].metric("p50", duration(p50))
+    cols[2].metric("p90", duration(p90))
+    cols[3].metric("p99", duration(p99))
     chart = (
         alt.Chart(pd.DataFrame({"seconds": series}))
         .mark_bar()

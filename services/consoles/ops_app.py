@@ -7,13 +7,13 @@ import streamlit as st
 
 from services.consoles import common
 
-common.page_frame("pq ops", "📡")
+common.page_frame("pq ops", ":material/monitor_heart:")
 user = common.require_login("pq ops")
 common.logout_button(user)
 page = st.navigation(
     [
-        st.Page("views/ops_live.py", title="Live", icon="📡", default=True),
-        st.Page("views/job.py", title="Job by id", icon="🔎"),
+        st.Page("views/ops_live.py", title="Live", icon=":material/monitor_heart:", default=True),
+        st.Page("views/job.py", title="Job by id", icon=":material/search:"),
     ]
 )
 page.run()

@@ -61,7 +61,7 @@ def status_metrics(stats: Stats) -> None:
     columns = st.columns(8)
     counts = stats.counts
     values = [
-        ("Queue size (pending)", f"{counts['pending']:,}"),
+        ("Pending", f"{counts['pending']:,}"),
         ("Processing", f"{counts['processing']:,}"),
         ("Done", f"{counts['done']:,}"),
         ("Failed (retrying)", f"{counts['failed']:,}"),
@@ -155,6 +155,7 @@ def job_detail(queue: PersistentQInterface, job_id: int, user: User, key: str) -
             pd.DataFrame({"field": list(fields), "value": [_text(v) for v in fields.values()]}),
             hide_index=True,
             width="stretch",
+            height=35 * (len(fields) + 1) + 3,  # every field visible, no inner scrolling
         )
         if job.error:
             st.markdown("**Error**")

@@ -87,7 +87,6 @@ def live() -> None:
         )
         rows.append(
             {
-                "": "🔴" if flag else ("⚪" if c.state == "stopped" else "🟢"),
                 "consumer": c.id,
                 "host": c.host,
                 "pid": c.pid,
@@ -100,7 +99,11 @@ def live() -> None:
                 "queues": c.queues,
             }
         )
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    frame = pd.DataFrame(rows)
+    flagged = frame.style.apply(
+        lambda row: ["background-color: #fde2e1" if row["flag"] else "" for _ in row], axis=1
+    )
+    st.dataframe(flagged, hide_index=True, width="stretch")
     st.caption(f"Refreshes every {refresh_seconds():g}s · {common.when(now)} UTC")
 
 
