@@ -10,6 +10,8 @@ from pqcore import PersistentQInterface, Stats
 from services.consoles.widgets import STATUS_LABELS
 
 SAMPLE = 10_000
+HEIGHT = 300
+STATUS_COLORS = ["#4c78a8", "#f58518", "#54a24b", "#eeca3b", "#e45756", "#9d9da1"]
 
 
 def duration(seconds: float) -> str:
@@ -33,11 +35,15 @@ def counts_by_status(stats: Stats) -> None:
         .encode(
             x=alt.X("status:N", sort=None, title=None),
             y=alt.Y("jobs:Q", title="jobs"),
-            color=alt.Color("status:N", legend=None),
+            color=alt.Color(
+                "status:N",
+                legend=None,
+                scale=alt.Scale(domain=list(STATUS_LABELS.values()), range=STATUS_COLORS),
+            ),
             tooltip=["status", "jobs"],
         )
     )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
 def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: int = 60) -> None:
@@ -80,7 +86,7 @@ def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: in
             color=color,
             tooltip=tooltip,
         )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
 def attempts(queue: PersistentQInterface) -> None:
@@ -96,7 +102,7 @@ def attempts(queue: PersistentQInterface) -> None:
             x=alt.X("attempts:O", title="attempts made"), y="jobs:Q", tooltip=["attempts", "jobs"]
         )
     )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
 def failure_reasons(queue: PersistentQInterface) -> None:
@@ -114,7 +120,7 @@ def failure_reasons(queue: PersistentQInterface) -> None:
             tooltip=["reason", "jobs"],
         )
     )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
 def processing_times(queue: PersistentQInterface) -> None:
@@ -137,4 +143,4 @@ def processing_times(queue: PersistentQInterface) -> None:
             y=alt.Y("count():Q", title="jobs"),
         )
     )
-    st.altair_chart(chart, width="stretch")
+    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")

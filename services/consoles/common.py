@@ -68,6 +68,12 @@ def _authenticator(signature: str) -> auth.Authenticator:
 
 def authenticator() -> auth.Authenticator:
     signature = "|".join(os.environ.get(k, "") for k in (auth.USERS_ENV, auth.ONE_TIME_HASH_ENV))
+    users_file = os.environ.get(auth.USERS_ENV, "").strip()
+    if users_file:
+        try:  # an edited users file takes effect without a restart
+            signature += f"|{os.stat(users_file).st_mtime_ns}"
+        except OSError:
+            pass
     try:
         return _authenticator(signature)
     except auth.ConfigError as error:
@@ -120,7 +126,9 @@ def require_login(title: str) -> auth.User:
         locked = gate.locked_for(name.strip())
         found = gate.login(name, password)
         if found is not None:
-            st.session_state[SESSION_KEY] = {"user": found, "last_seen": time.monotonic()}
+            # The session keeps who and which role, never the hash.
+            who = auth.User(found.name, found.role, password_hash="")
+            st.session_state[SESSION_KEY] = {"user": who, "last_seen": time.monotonic()}
             st.rerun()
         elif locked > 0:
             st.error(f"Too many failed attempts; try again in {locked:.0f} seconds.")

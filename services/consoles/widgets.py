@@ -271,12 +271,15 @@ def filter_actions(queue: PersistentQInterface, flt: JobFilter, user: User, key:
         confirmed = st.checkbox(
             f"Yes, {label.lower()} these {count:,} jobs", key=f"{key}_all_confirm_{label}_{count}"
         )
-        if st.button(
-            f"{label} all matching",
-            key=f"{key}_all_apply",
-            disabled=not (confirmed and count),
-            type="primary",
-        ):
+        if (
+            st.button(
+                f"{label} all matching",
+                key=f"{key}_all_apply",
+                disabled=not (confirmed and count),
+                type="primary",
+            )
+            and confirmed
+        ):  # checked here too: a disabled button is only a browser's promise
             try:
                 # No more than were confirmed: jobs arriving meanwhile are left alone.
                 applied, skipped = queue.bulk_action(

@@ -123,7 +123,7 @@ def test_admin_console_login_counts_and_resubmit(
 ) -> None:  # type: ignore[no-untyped-def]
     db, _, ids = seeded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
     page.set_default_timeout(20_000)
 
     page.goto(consoles["admin"], wait_until="domcontentloaded")
@@ -139,7 +139,7 @@ def test_admin_console_login_counts_and_resubmit(
         counts = queue.stats().counts
     assert metric(page, "Dead letter") == str(counts["permanently_failed"]) == "3"
     assert metric(page, "Done") == str(counts["done"])
-    assert metric(page, "Queue size (pending)") == str(counts["pending"])
+    assert metric(page, "Pending") == str(counts["pending"])
     page.locator('[data-testid="stDataFrame"]').first.wait_for()  # a canvas grid: no DOM text
     page.wait_for_timeout(1000)
     page.screenshot(path=str(ARTIFACTS / "admin-jobs.png"), full_page=True)
@@ -181,7 +181,7 @@ def test_ops_console_live_view_and_consumers(
 ) -> None:  # type: ignore[no-untyped-def]
     db, _, _ = seeded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
     page.set_default_timeout(20_000)
     log_in(page, consoles["ops"], "bob", PASSWORDS["bob"])
     page.get_by_text("Consumers").first.wait_for()
@@ -198,8 +198,36 @@ def test_ops_console_live_view_and_consumers(
         before = queue.stats().counts["pending"]
         queue.enqueue("jobs/live.txt")
     deadline = time.monotonic() + 30
-    while metric(page, "Queue size (pending)") != str(before + 1):
+    while metric(page, "Pending") != str(before + 1):
         assert time.monotonic() < deadline, "the ops console did not refresh by itself"
         page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "ops-live.png"), full_page=True)
     page.close()
+
+
+def test_without_users_the_console_asks_for_a_printed_one_time_password(
+    browser, seeded: tuple[Path, Path, Seeded], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    db, _, _ = seeded
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PQ_CONSOLE_")}
+    port, log = free_port(), tmp_path / "ops.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*pq_command(), "console", "ops", "--port", str(port), "--db", str(db)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process, log)
+        match = re.search(r"one-time password: (\S+)", log.read_text())
+        assert match, log.read_text()
+        page = browser.new_page(viewport={"width": 1500, "height": 1300})
+        page.set_default_timeout(20_000)
+        log_in(page, url, "admin", "admin")
+        page.get_by_text("Wrong user name or password").wait_for()
+        log_in(page, url, "admin", match.group(1))
+        assert metric(page, "Dead letter").isdigit()
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

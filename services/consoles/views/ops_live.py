@@ -92,7 +92,7 @@ def live() -> None:
                 "pid": c.pid,
                 "state": c.state,
                 "flag": flag,
-                "current job": c.current_job_id,
+                "current job": "" if c.current_job_id is None else str(c.current_job_id),
                 "since heartbeat": common.age(silent),
                 "jobs done": c.jobs_done,
                 "jobs failed": c.jobs_failed,
