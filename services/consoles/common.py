@@ -143,7 +143,7 @@ def logged_in_user() -> auth.User:
     user = current_user()
     if user is None:
         st.stop()
-    return user  # type: ignore[return-value]
+    return user
 
 
 def logout_button(user: auth.User) -> None:

@@ -202,6 +202,21 @@ def test_ops_console_live_view_and_consumers(
         assert time.monotonic() < deadline, "the ops console did not refresh by itself"
         page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "ops-live.png"), full_page=True)
+
+    # The user's place survives the refreshes: a job looked up below stays open.
+    box = page.get_by_label("Job id")
+    box.fill(str(seeded[2].dead[1]))
+    box.press("Enter")
+    heading = page.get_by_text(f"Job {seeded[2].dead[1]} — dead letter")
+    heading.wait_for()
+    with open_queue(str(db), create=False) as queue:
+        queue.enqueue("jobs/live-2.txt")
+    deadline = time.monotonic() + 30
+    while metric(page, "Pending") != str(before + 2):
+        assert time.monotonic() < deadline, "the ops console stopped refreshing"
+        page.wait_for_timeout(300)
+    assert heading.is_visible() and box.input_value() == str(seeded[2].dead[1])
+    page.screenshot(path=str(ARTIFACTS / "ops-live-with-job.png"), full_page=True)
     page.close()
 
 
