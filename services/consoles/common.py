@@ -129,6 +129,7 @@ def require_login(title: str) -> auth.User:
             # The session keeps who and which role, never the hash.
             who = auth.User(found.name, found.role, password_hash="")
             st.session_state[SESSION_KEY] = {"user": who, "last_seen": time.monotonic()}
+            del st.session_state["login_password"]  # not kept in memory for the session
             st.rerun()
         elif locked > 0:
             st.error(f"Too many failed attempts; try again in {locked:.0f} seconds.")

@@ -268,20 +268,22 @@ def filter_actions(queue: PersistentQInterface, flt: JobFilter, user: User, key:
             st.error(str(error))
             return
         st.write(f"**{count:,}** jobs ({filters.describe(target)}) can take {label.lower()}.")
+        # The confirmation belongs to this count: if the count changes before the click,
+        # the box is a new, unticked one and the action waits for a new confirmation.
         confirmed = st.checkbox(
             f"Yes, {label.lower()} these {count:,} jobs", key=f"{key}_all_confirm_{label}_{count}"
         )
-        if (
-            st.button(
-                f"{label} all matching",
-                key=f"{key}_all_apply",
-                disabled=not (confirmed and count),
-                type="primary",
-            )
-            and confirmed
-        ):  # checked here too: a disabled button is only a browser's promise
+        clicked = st.button(
+            f"{label} all matching",
+            key=f"{key}_all_apply",
+            disabled=not (confirmed and count),
+            type="primary",
+        )
+        if clicked and not confirmed:  # a disabled button is only the browser's promise
+            st.warning("The matching jobs changed; check the count and confirm again.")
+        if clicked and confirmed:
             try:
-                # No more than were confirmed: jobs arriving meanwhile are left alone.
+                # No more than were confirmed.
                 applied, skipped = queue.bulk_action(
                     transition, target, actor=user.name, limit=count
                 )

@@ -124,6 +124,21 @@ def test_admin_redrives_the_whole_dead_letter_queue_after_confirming(
         assert last_event(inspect_queue, job_id)[:2] == ("resubmit", "alice")
 
 
+def test_a_changed_count_needs_a_new_confirmation(
+    console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
+    at = logged_in("admin", "alice")
+    at.switch_page("views/admin_dead_letter.py").run()
+    at.checkbox[0].check().run()
+    with inspect_queue() as queue:  # one more job dies between the tick and the click
+        queue.mark_failed(seeded.pending[0], actor="carol")
+    at.button(key="dead_all_apply").click().run()
+    with inspect_queue() as queue:
+        assert queue.stats().dead_letter == 4  # nothing redriven
+    assert any("**4** jobs" in m.value for m in at.markdown)
+    assert not at.checkbox[0].value and at.button(key="dead_all_apply").disabled
+
+
 def test_filter_action_respects_the_filter(
     console_env, seeded: Seeded, inspect_queue: Inspect
 ) -> None:

@@ -31,6 +31,7 @@ def test_wrong_password_is_refused(app: str, console_env, seeded: Seeded) -> Non
 
 def test_right_password_opens_the_console(console_env, seeded: Seeded) -> None:
     at = logged_in("admin", "alice")
+    assert "login_password" not in at.session_state
     assert {m.label: m.value for m in at.metric}["Dead letter"] == "3"
     assert any("alice" in c.value and "admin" in c.value for c in at.sidebar.caption)
 
@@ -79,3 +80,12 @@ def test_a_broken_users_file_is_one_clear_error(console_env, seeded: Seeded) -> 
     at = start("admin")
     assert "plain 'password'" in at.error[0].value
     assert len(at.text_input) == 0  # no login form on a broken configuration
+
+
+def test_a_missing_database_is_one_clear_error(console_env, seeded: Seeded, monkeypatch) -> None:
+    monkeypatch.setenv("PQ_DB", "/nonexistent/dir/queue.db")
+    at = logged_in("ops", "bob")
+    assert not at.exception
+    assert "Cannot open the queue: no queue database at /nonexistent/dir/queue.db" in (
+        at.error[0].value
+    )
