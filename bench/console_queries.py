@@ -226,6 +226,52 @@ def measure(path: Path, repeat: int) -> list[tuple[str, float, str]]:
     return rows
 
 
+def measure_pages(path: Path) -> None:
+    """Whole console pages rendered by Streamlit's AppTest against the same database."""
+    import os
+    import tempfile
+
+    from streamlit.testing.v1 import AppTest
+
+    from services.consoles.auth import hash_password
+
+    apps = Path(__file__).resolve().parent.parent / "services" / "consoles"
+    with tempfile.TemporaryDirectory() as scratch:
+        users = Path(scratch) / "users.json"
+        users.write_text(
+            json.dumps({"bench": {"role": "admin", "password_hash": hash_password("bench")}})
+        )
+        os.environ.update(PQ_CONSOLE_USERS=str(users), PQ_DB=str(path.resolve()))
+
+        def opened(app: str) -> AppTest:
+            at = AppTest.from_file(str(apps / f"{app}_app.py"), default_timeout=120).run()
+            at.text_input(key="login_user").input("bench")
+            at.text_input(key="login_password").input("bench")
+            return at.button[0].click().run()
+
+        def page(name: str, step: Callable[[], Any]) -> None:
+            t0 = time.perf_counter()
+            step()
+            print(f"page: {name:<38} {(time.perf_counter() - t0) * 1000:9.1f} ms", flush=True)
+
+        at = opened("admin")
+        page("admin jobs (rerun)", at.run)
+        page("admin jobs, next page", at.button(key="jobs_next").click().run)
+        page(
+            "admin jobs, status=dead",
+            at.multiselect(key="jobs_status").set_value(["permanently_failed"]).run,
+        )
+        page("admin jobs, + text 'Timeout'", at.text_input(key="jobs_text").input("Timeout").run)
+        page("admin dead letter", at.switch_page("views/admin_dead_letter.py").run)
+        page("admin statistics (last hour)", at.switch_page("views/admin_statistics.py").run)
+        page(
+            "admin statistics (last 24 hours)",
+            at.selectbox(key="stats_window").set_value("last 24 hours").run,
+        )
+        ops = opened("ops")
+        page("ops live (one refresh)", ops.run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--db", default="var/bench/console-1m.db")
@@ -233,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reseed", action="store_true", help="delete and fill it again")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", metavar="FILE", help="also write the timings here")
+    parser.add_argument("--pages", action="store_true", help="also time whole console pages")
     args = parser.parse_args(argv)
     path = Path(args.db)
     if args.reseed:
@@ -242,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         seed(path, args.jobs, random.Random(42))
     rows = measure(path, args.repeat)
+    if args.pages:
+        measure_pages(path)
     slowest = max(rows, key=lambda r: r[1])
     print(f"slowest: {slowest[0]} at {slowest[1] * 1000:.1f} ms")
     if args.json:
