@@ -112,6 +112,13 @@ def require_login(title: str) -> auth.User:
     if user is not None:
         touch_session()
         return user
+    _, middle, _ = st.columns([1, 2, 1])
+    with middle:
+        _login_form(gate, title)
+    st.stop()
+
+
+def _login_form(gate: auth.Authenticator, title: str) -> None:
     st.title(title)
     notice = st.session_state.pop("pq_notice", None)
     if notice:
@@ -135,8 +142,6 @@ def require_login(title: str) -> auth.User:
             st.error(f"Too many failed attempts; try again in {locked:.0f} seconds.")
         else:
             st.error("Wrong user name or password.")
-    st.stop()
-    raise AssertionError("unreachable")  # st.stop raises
 
 
 def logged_in_user() -> auth.User:

@@ -128,6 +128,8 @@ def test_admin_console_login_counts_and_resubmit(
 
     page.goto(consoles["admin"], wait_until="domcontentloaded")
     page.get_by_role("button", name="Log in").wait_for()
+    page.get_by_label("Password", exact=True).wait_for()
+    page.wait_for_timeout(500)  # fonts and labels settle for the screenshot
     page.screenshot(path=str(ARTIFACTS / "admin-login.png"))
     assert page.locator('[data-testid="stMetric"]').count() == 0  # nothing before login
 

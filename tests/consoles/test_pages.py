@@ -87,7 +87,7 @@ def test_statistics_page_draws_every_chart(console_env, seeded: Seeded) -> None:
     at.switch_page("views/admin_statistics.py").run()
     assert not at.exception and not at.error
     assert [s.value for s in at.subheader] == [
-        "Jobs by status", "Throughput", "Attempts (newest 10,000 jobs)",
+        "Jobs by status", "Throughput", "Attempts (newest 10,000 jobs tried)",
         "Processing time (newest 10,000 done)",
         "Top failure reasons (newest 10,000 failed and dead jobs)",
     ]  # fmt: skip

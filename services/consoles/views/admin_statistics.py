@@ -25,7 +25,7 @@ with common.queue() as queue:
         charts.throughput(queue, time.time(), minutes, bucket)
     left, right = st.columns(2)
     with left:
-        st.subheader("Attempts (newest 10,000 jobs)")
+        st.subheader("Attempts (newest 10,000 jobs tried)")
         charts.attempts(queue)
     with right:
         st.subheader("Processing time (newest 10,000 done)")
