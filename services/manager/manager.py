@@ -84,6 +84,7 @@ class Manager:
         self.bus = bus
         self.clock = clock
         self.is_leader = False
+        self._announced: bool | None = None  # the role last logged
         self._event_cursor = 0
 
     def run(self) -> int:
@@ -119,7 +120,8 @@ class Manager:
         except PQError as error:
             logger.warning("leader election failed: {}", error)
             leader = False
-        if leader != self.is_leader:
+        if leader != self._announced:
+            self._announced = leader
             if leader:
                 logger.info("manager {} is now the leader", self.manager_id)
             else:
