@@ -41,3 +41,8 @@ def run_service(name: str, run: Run, args: argparse.Namespace) -> int:
         logger.error("{} stopped: {}", name, error)
         print(f"pq {name}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # e.g. a jobs directory that cannot be created or written
+        where = f" ({error.filename})" if error.filename else ""
+        logger.error("{} stopped: {}{}", name, error.strerror or error, where)
+        print(f"pq {name}: error: {error.strerror or error}{where}", file=sys.stderr)
+        return 1

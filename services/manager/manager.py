@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from loguru import logger
 
@@ -30,6 +31,7 @@ from services.common.signals import StopRequest
 from services.manager import metrics
 from services.manager.events import BUS, EventBus, EventKind, ManagerEvent
 
+T = TypeVar("T")
 LEADERSHIP = "manager"
 BATCH = 1000
 MAX_BATCHES = 50  # per step and cycle: a huge backlog is worked off over a few cycles
@@ -174,7 +176,7 @@ class Manager:
         except PQError as error:
             logger.error("{} failed: {}; next cycle retries", name, error)
 
-    def _safe(self, read: Callable[[], object]) -> object | None:
+    def _safe(self, read: Callable[[], T]) -> T | None:
         try:
             return read()
         except PQError:
@@ -301,7 +303,7 @@ class Manager:
     def _follow_event_cursor(self) -> None:
         """A standby keeps up, so on taking over it announces only what is new."""
         cursor = self._safe(self.queue.last_event_id)
-        if isinstance(cursor, int):
+        if cursor is not None:
             self._event_cursor = cursor
 
     def _purge_done(self) -> None:

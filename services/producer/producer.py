@@ -69,6 +69,8 @@ class Producer:
         while not self.stop.requested and (self.count is None or made < self.count):
             self.produce_one()
             made += 1
+            if self.count is not None and made >= self.count:
+                break
             next_at += self.interval
             # Fixed rate; after a long stall start afresh rather than bursting to catch up.
             next_at = max(next_at, time.monotonic())

@@ -76,7 +76,7 @@ def test_metrics_endpoints_export_the_documented_names(system: System) -> None:
     system.queue.claim("someone", lease_seconds=600)
     port = free_port()
     system.start("manager", *FAST, "--metrics-port", port)
-    text = wait_for(lambda: _try_scrape(port), 30, "the manager's metrics")
+    text = wait_for(lambda: _try_scrape(port), 30, "the manager's metrics") or ""
     assert 'pq_queue_jobs{status="pending"} 2.0' in text
     assert 'pq_queue_jobs{status="processing"} 1.0' in text
     assert "pq_dead_letter_jobs 0.0" in text
