@@ -61,9 +61,17 @@ def test_random_sigkill_loses_no_commit(
     completed: list[int] = []
     for round_number in range(6):
         child = Child(
-            "churn", backend.url, "--tag", f"r{round_number}", "--batch", str(batch),
-            "--consumer", f"churn-{round_number}", "--lease", "30",
-        )  # fmt: skip
+            "churn",
+            backend.url,
+            "--tag",
+            f"r{round_number}",
+            "--batch",
+            str(batch),
+            "--consumer",
+            f"churn-{round_number}",
+            "--lease",
+            "30",
+        )
         children.append(child)
         assert child.read_line() == "ready"
         time.sleep(rng.uniform(0.02, 0.3))  # let it run a random while, then kill it

@@ -20,11 +20,17 @@ def build_sqlite_queue(path: Path) -> SQLiteQueue:
     """A queue with jobs in every state, a purged job (id 8) and a stopped consumer."""
     queue = SQLiteQueue(str(path))
     queue.enqueue_many(
-        ["jobs/done.txt", "jobs/failed.txt", "jobs/dead.txt", "jobs/cancelled.txt",
-         EnqueueRequest("jobs/later.txt", delay=3600, priority=7, queue="mail"),
-         EnqueueRequest("jobs/unique.txt", dedupe_key="k-1"), "jobs/stalled.txt",
-         "jobs/purged.txt"]
-    )  # fmt: skip
+        [
+            "jobs/done.txt",
+            "jobs/failed.txt",
+            "jobs/dead.txt",
+            "jobs/cancelled.txt",
+            EnqueueRequest("jobs/later.txt", delay=3600, priority=7, queue="mail"),
+            EnqueueRequest("jobs/unique.txt", dedupe_key="k-1"),
+            "jobs/stalled.txt",
+            "jobs/purged.txt",
+        ]
+    )
     purged = queue.list_jobs().jobs[0]  # the newest: jobs/purged.txt
     queue.mark_done(purged.id, actor="ops")
     assert queue.purge_done(0) == 1  # its id now lives on only in sqlite_sequence
@@ -36,8 +42,9 @@ def build_sqlite_queue(path: Path) -> SQLiteQueue:
     queue.release(held["jobs/cancelled.txt"].id, held["jobs/cancelled.txt"].lease_token or "")
     queue.cancel(held["jobs/cancelled.txt"].id, actor="ops", reason="not needed")
     # jobs/unique.txt stays processing under a lease that expired long ago
-    queue.heartbeat(held["jobs/unique.txt"].id, held["jobs/unique.txt"].lease_token or "",
-                    lease_seconds=0.001)  # fmt: skip
+    queue.heartbeat(
+        held["jobs/unique.txt"].id, held["jobs/unique.txt"].lease_token or "", lease_seconds=0.001
+    )
     queue.consumer_register("old-consumer", host="h1", pid=42, queues="*")
     queue.consumer_deregister("old-consumer")
     return queue

@@ -50,6 +50,19 @@ SELECT pg_notify('pq_jobs', q) FROM unnest(%(queues)s::text[]) AS q;
 -- name: job_get
 SELECT * FROM jobs WHERE id = %(id)s;
 
+-- name: dedupe_keys_known
+-- Any state: the partial unique index covers active jobs only, so this may scan.
+SELECT DISTINCT dedupe_key FROM jobs WHERE dedupe_key = ANY(%(keys)s::text[]);
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0) AS id FROM job_events;
+
+-- name: events_after
+SELECT * FROM job_events
+ WHERE id > %(after_id)s
+   AND (%(to_status)s::text IS NULL OR to_status = %(to_status)s::text::pq_job_state)
+ ORDER BY id LIMIT %(limit)s;
+
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = %(job_id)s ORDER BY id;
 
