@@ -61,7 +61,9 @@ def load_channels(settings: NotifySettings) -> list[Channel]:
             raise ChannelConfigError(f"PQ_NOTIFY_CONFIG: no such file: {path}")
         config = apprise.AppriseConfig()
         config.add(str(path.resolve()))
-        servers = config.servers()
+        loaded = apprise.Apprise()
+        loaded.add(config)
+        servers = list(loaded)  # iterating loads the file
         if not servers:
             raise ChannelConfigError(
                 f"PQ_NOTIFY_CONFIG: {path} names no valid notification URL"

@@ -46,9 +46,12 @@ class Message:
 def console_link(console_url: str | None, job_id: int | None) -> str | None:
     if not console_url:
         return None
-    if "{job_id}" in console_url:
-        return console_url.replace("{job_id}", "" if job_id is None else str(job_id))
-    return console_url
+    if "{job_id}" not in console_url:
+        return console_url
+    if job_id is not None:
+        return console_url.replace("{job_id}", str(job_id))
+    base, query_mark, _ = console_url.partition("?")  # no job: the console's front page
+    return base if query_mark else console_url.replace("{job_id}", "")
 
 
 def event_message(event: ManagerEvent, console_url: str | None) -> Message:
@@ -64,22 +67,24 @@ def event_message(event: ManagerEvent, console_url: str | None) -> Message:
 
 def digest_message(
     kind: str,
-    events: Sequence[ManagerEvent],
+    samples: Sequence[ManagerEvent],
     total: int,
+    suppressed: int,
     window_seconds: float,
     console_url: str | None,
 ) -> Message:
-    """One message for ``total`` events of ``kind`` in the window (``events``: a sample)."""
+    """One message for ``total`` events of ``kind`` in the window, of which ``suppressed``
+    had no message of their own (``samples``: the first of those)."""
     noun = DIGEST_NOUN.get(kind, f"{kind} events")
-    period = _duration(window_seconds)
-    headline = f"{total} {noun} in the last {period}"
-    lines = [headline + ".", ""]
-    if events:
-        lines.append(f"The first {len(events)}:" if total > len(events) else "All of them:")
-        for event in events:
-            lines.append("- " + _one_line(event))
-        if total > len(events):
-            lines.append(f"- ... and {total - len(events)} more")
+    headline = f"{total} {noun} in the last {_duration(window_seconds)}"
+    lines = [headline + "."]
+    if total > suppressed:
+        lines.append(f"{total - suppressed} had a message of their own; the other {suppressed}:")
+    else:
+        lines.append(f"The {suppressed}:")
+    lines += ["- " + _one_line(event) for event in samples]
+    if suppressed > len(samples):
+        lines.append(f"- ... and {suppressed - len(samples)} more")
     link = console_link(console_url, None)
     if link:
         lines += ["", f"Console: {link}"]

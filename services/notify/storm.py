@@ -93,7 +93,12 @@ class StormControl:
                 )
                 out.append(
                     digest_message(
-                        name, window.samples, window.total, span, self.settings.console_url
+                        name,
+                        window.samples,
+                        window.total,
+                        window.suppressed,
+                        span,
+                        self.settings.console_url,
                     )
                 )
         return out
