@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from services.notify import Notifier, NotifySettings
@@ -102,7 +104,7 @@ def test_slack_webhook_receives_slack_format_json(
     assert_actionable(attachment["text"])
 
 
-def test_config_file_and_env_urls_are_both_channels(http_sink: HttpSink, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_config_file_and_env_urls_are_both_channels(http_sink: HttpSink, tmp_path: Path) -> None:
     config = tmp_path / "alerts.yml"
     config.write_text(f"urls:\n  - {http_sink.url('json', '/from-file')}\n")
     settings = NotifySettings.from_env(
@@ -118,7 +120,7 @@ def test_config_file_and_env_urls_are_both_channels(http_sink: HttpSink, tmp_pat
     assert sorted(r.path for r in http_sink.requests) == ["/from-env", "/from-file"]
 
 
-def test_bad_channel_configuration_is_one_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_channel_configuration_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ChannelConfigError, match="not a valid apprise URL"):
         load_channels(NotifySettings(urls=("nonsense://x",)))
     with pytest.raises(ChannelConfigError, match="no such file"):

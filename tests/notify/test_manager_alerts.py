@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+import urllib.request
 from pathlib import Path
 
 from pqcore import JobState, PersistentQInterface
@@ -13,7 +14,7 @@ from services.manager.manager import Manager, ManagerSettings
 from services.notify import Notifier, NotifySettings
 from services.notify.channels import load_channels
 from tests.backends import BackendHandle
-from tests.notify.sinks import HttpSink, refused_port
+from tests.notify.sinks import HttpSink, free_port, refused_port
 from tests.services.system import System, wait_for
 
 FAST = ("--rescue-interval", 0.2, "--check-interval", 0.5, "--leader-ttl", 2)
@@ -81,12 +82,15 @@ def test_pq_manager_sends_alerts_through_the_entry_point_hook(
     tmp_path: Path, backend: BackendHandle, http_sink: HttpSink
 ) -> None:
     system = System(tmp_path, backend)
+    port = free_port()
     try:
         manager = system.start(
             "manager",
             *FAST,
+            "--metrics-port",
+            port,
             PQ_NOTIFY_URLS=f"json://127.0.0.1:{refused_port()}/down {http_sink.url()}",
-            PQ_NOTIFY_RETRIES=50,
+            PQ_NOTIFY_RETRIES=2,
             PQ_NOTIFY_RETRY_BASE_SECONDS=0.1,
             PQ_NOTIFY_FLUSH_SECONDS=1,
         )
@@ -95,16 +99,28 @@ def test_pq_manager_sends_alerts_through_the_entry_point_hook(
         job_id = dead_letter(system.queue, "jobs/a.txt", "RuntimeError: disk quota")
         wait_for(lambda: http_sink.requests, 60, "the alert from pq manager")
         assert f"Job id: {job_id}" in http_sink.requests[0].body["message"]
+        failed = 'pq_notifications_failed_total{channel="json",kind="dead_lettered"} 1.0'
+        text = wait_for(lambda: _scrape_if(port, failed), 60, "the failure counted")
+        assert 'pq_notifications_sent_total{channel="json",kind="dead_lettered"} 1.0' in text
 
         crashed = system.queue.enqueue("jobs/b.txt").id
         system.queue.claim("crashed-consumer", lease_seconds=0.5)
         wait_for(lambda: system.queue.get(crashed).status is JobState.PENDING, 60, "a rescue")
         manager.signal(signal.SIGTERM)
         assert manager.wait(30) == 0  # the flush deadline bounds the shutdown
+        assert "failed (attempt 1 of 3); retrying in" in manager.text()
         assert "notification to json://127.0.0.1" in manager.text()
-        assert "retrying in" in manager.text()
     finally:
         system.stop_all()
+
+
+def _scrape_if(port: int, wanted: str) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except OSError:
+        return None
+    return text if wanted in text else None
 
 
 def test_pq_manager_without_a_channel_runs_with_alerts_off(
