@@ -100,7 +100,7 @@ def test_pq_manager_sends_alerts_through_the_entry_point_hook(
         wait_for(lambda: http_sink.requests, 60, "the alert from pq manager")
         assert f"Job id: {job_id}" in http_sink.requests[0].body["message"]
         failed = 'pq_notifications_failed_total{channel="json",kind="dead_lettered"} 1.0'
-        text = wait_for(lambda: _scrape_if(port, failed), 60, "the failure counted")
+        text = wait_for(lambda: _scrape_if(port, failed), 60, "the failure counted") or ""
         assert 'pq_notifications_sent_total{channel="json",kind="dead_lettered"} 1.0' in text
 
         crashed = system.queue.enqueue("jobs/b.txt").id
