@@ -129,10 +129,14 @@ def _event_lines(event: ManagerEvent, console_url: str | None) -> list[str]:
             lines.append(("Attempts", f"{attempts}{of}"))
         if event.queue:
             lines.append(("Queue", event.queue))
-    if event.consumer_id:
-        lines.append(("Consumer", event.consumer_id))
-    if event.reason:
-        lines.append(("Reason", event.reason))
+    if event.kind is EventKind.DEAD_LETTERED and event.consumer_id:
+        how = f" ({event.reason})" if event.reason else ""
+        lines.append(("Dead-lettered by", f"{event.consumer_id}{how}"))
+    else:
+        if event.consumer_id:
+            lines.append(("Consumer", event.consumer_id))
+        if event.reason:
+            lines.append(("Reason", event.reason))
     if event.kind is EventKind.CONSUMER_DEAD and event.value is not None:
         lines.append(("Silent for more than", _duration(event.value)))
     elif event.value is not None:

@@ -34,7 +34,7 @@ class NotifySettings:
     retries: int = 4  # further attempts per channel after a failed delivery
     retry_base_seconds: float = 1.0
     retry_cap_seconds: float = 60.0
-    flush_seconds: float = 10.0  # how long shutdown waits for queued messages
+    flush_seconds: float = 5.0  # shutdown wait for queued messages; within stopwaitsecs=10
 
     def __post_init__(self) -> None:
         positive = ("window_seconds", "retry_base_seconds", "retry_cap_seconds")
