@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, VENV_BIN
-from tests.services.system import wait_for
+from tests.services.system import free_port, wait_for
 
 QUEUE_PROGRAMS = ("consumer:consumer-0", "consumer:consumer-1", "manager", "producer")
 
@@ -49,6 +49,8 @@ def test_the_readme_run_command_brings_up_the_system(tmp_path: Path) -> None:
         PQ_MANAGER_METRICS_PORT="0",
         PQ_PRODUCER_METRICS_PORT="0",
         PQ_CONSUMER_METRICS_PORT_BASE="0",
+        PQ_ADMIN_CONSOLE_PORT=str(free_port()),
+        PQ_OPS_CONSOLE_PORT=str(free_port()),
     )
     ctl = [str(VENV_BIN / "supervisorctl"), "-c", str(conf)]
     supervisord = subprocess.Popen(
