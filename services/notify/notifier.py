@@ -105,7 +105,8 @@ class Notifier:
 
     def close(self, timeout: float | None = None) -> bool:
         """Send pending digests, flush queued messages and retries within ``timeout``
-        (default ``flush_seconds``); True when nothing was left undelivered."""
+        (default ``flush_seconds``); True when the sender finished in time, abandoning
+        nothing (messages given up after their retries are counted as failed, not here)."""
         timeout = self.settings.flush_seconds if timeout is None else timeout
         for digest in self.storm.flush():
             self.submit(digest)
