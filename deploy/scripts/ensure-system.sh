@@ -9,6 +9,7 @@ packages=(
     prometheus                                # promtool rule tests, dashboard query tests
     chromium chromium-driver                  # console browser tests
     docker.io docker-compose debootstrap      # container tests (base image built locally)
+    openssl                                   # alert tests: a self-signed cert for SMTP STARTTLS
 )
 
 missing=()
