@@ -8,6 +8,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from pqcore import EnqueueRequest, JobState, PersistentQInterface
 from tests.backends import BackendHandle
 from tests.integration.conftest import Child
@@ -16,6 +18,8 @@ JOBS = 2000
 WORKERS = 4
 LEASE = 0.5
 SLOW_EVERY = 150  # each worker overstays the lease on every 150th job it handles
+
+pytestmark = pytest.mark.integration
 
 
 def test_many_processes_complete_every_job_exactly_once(

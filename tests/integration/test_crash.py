@@ -14,6 +14,8 @@ from pqcore import DatabaseBusy, JobFilter, JobState, PersistentQInterface
 from tests.backends import BACKENDS, BackendHandle
 from tests.integration.conftest import Child
 
+pytestmark = pytest.mark.integration
+
 
 def job_count(queue: PersistentQInterface, text: str) -> int:
     return queue.count_jobs(JobFilter(text=text))

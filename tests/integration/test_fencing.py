@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from pqcore import JobState
 from tests.backends import BackendHandle
 from tests.integration.conftest import Child, wait_for
+
+pytestmark = pytest.mark.integration
 
 
 def test_frozen_holder_cannot_complete_after_its_lease_was_taken(
