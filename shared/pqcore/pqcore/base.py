@@ -364,9 +364,9 @@ class PersistentQInterface(abc.ABC):
         return value
 
     @staticmethod
-    def _check_limit(limit: int, maximum: int = MAX_BATCH) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= maximum:
-            raise InvalidArgument(f"limit must be an integer from 0 to {maximum}")
+    def _check_limit(limit: int, maximum: int = MAX_BATCH, minimum: int = 0) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not minimum <= limit <= maximum:
+            raise InvalidArgument(f"limit must be an integer from {minimum} to {maximum}")
         return limit
 
     @staticmethod

@@ -89,7 +89,7 @@ class SQLiteDatabase:
         self.path = sqlite_path(url_or_path)
         self.settings = settings
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[int, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         if self.path != ":memory:":
             self._prepare_file(create)
@@ -138,7 +138,7 @@ class SQLiteDatabase:
             conn.close()
             raise translate(error, self.path) from None
         with self._all_lock:
-            self._all.append(conn)
+            self._all.append((os.getpid(), conn))
         return conn
 
     def _apply_pragmas(self, conn: sqlite3.Connection) -> None:
@@ -152,9 +152,13 @@ class SQLiteDatabase:
         conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
+        # A connection inherited across fork belongs to the parent: closing it here could
+        # checkpoint and unlink the WAL under the parent's feet, so only ours are closed.
         with self._all_lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for pid, conn in conns:
+            if pid != os.getpid():
+                continue
             try:
                 conn.close()
             except sqlite3.Error:
@@ -222,7 +226,6 @@ class SQLiteDatabase:
     def migrate(self) -> None:
         migrations = sql.load_migrations("sqlite")
         latest = migrations[-1][0]
-        conn = self.connection()
         current = self.query(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
         if current > latest:
             raise SchemaTooNew(
@@ -239,7 +242,6 @@ class SQLiteDatabase:
                         c.execute(statement)
                     c.execute(f"PRAGMA user_version = {number}")
 
-        del conn
         self.write(apply)
 
 
