@@ -22,7 +22,7 @@ from pqcore.sqlite_queue import SQLiteQueue
 PG_INDEXES = {
     "jobs": {"jobs_pkey", "jobs_claim", "jobs_claim_any", "jobs_lease", "jobs_retry",
              "jobs_status_id", "jobs_dedupe"},
-    "job_events": {"job_events_pkey", "job_events_job"},
+    "job_events": {"job_events_pkey", "job_events_job", "job_events_at"},
     "consumers": {"consumers_pkey"},
     "leadership": {"leadership_pkey"},
 }  # fmt: skip

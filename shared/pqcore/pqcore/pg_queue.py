@@ -32,6 +32,7 @@ from pqcore.models import (
     Page,
     SettleResult,
     Stats,
+    ThroughputBucket,
 )
 from pqcore.pg_db import Connection, PostgresDatabase
 from pqcore.pg_listen import Listener
@@ -40,6 +41,8 @@ from pqcore.policy import (
     check_consumer_id,
     check_id,
     check_operator,
+    check_sample,
+    finite_number,
     operator_move,
     out_of_attempts_move,
     outcome_move,
@@ -298,17 +301,27 @@ class PostgresQueue(PersistentQInterface):
             pass
 
     def list_jobs(
-        self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
+        self,
+        flt: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+        oldest_first: bool = False,
+        after_id: int | None = None,
     ) -> Page:
         self._check_limit(limit, 1000, minimum=1)
         where, params = _filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < %(before_id)s")
             params["before_id"] = check_id(before_id)
+        if after_id is not None:
+            where.append("id > %(after_id)s")
+            params["after_id"] = check_id(after_id)
         statement = (
             "SELECT * FROM jobs"
             + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY id DESC LIMIT %(limit)s"
+            + (" ORDER BY id ASC" if oldest_first else " ORDER BY id DESC")
+            + " LIMIT %(limit)s"
         )
         params["limit"] = limit + 1
         rows = self.db.read(lambda c: c.execute(statement.encode(), params).fetchall())
@@ -325,6 +338,47 @@ class PostgresQueue(PersistentQInterface):
         statement = "SELECT count(*) AS n FROM jobs WHERE " + " AND ".join(where)
         row = self.db.read(lambda c: c.execute(statement.encode(), params).fetchone())
         return int(row["n"]) if row else 0
+
+    # ---------------------------------------------------------------- console charts
+
+    def queue_names(self) -> list[str]:
+        rows = self.db.read(lambda c: c.execute(Q["queue_names"]).fetchall())
+        return [r["queue"] for r in rows]
+
+    def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
+        params = {"now": self.clock(), "limit": self._check_limit(limit, 1000)}
+        rows = self.db.read(lambda c: c.execute(Q["expired_leases"], params).fetchall())
+        return [Job.from_row(r) for r in rows]
+
+    def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
+        since = finite_number(since, "since")
+        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
+            raise InvalidArgument("bucket_seconds must be an integer")
+        if not 1 <= bucket_seconds <= 86_400:
+            raise InvalidArgument("bucket_seconds must be from 1 to 86400")
+        params = {"since": since, "bucket": bucket_seconds}
+        rows = self.db.read(lambda c: c.execute(Q["throughput"], params).fetchall())
+        return [
+            ThroughputBucket(
+                float(r["start"]), int(r["enqueued"]), int(r["completed"]), int(r["failed"])
+            )
+            for r in rows
+        ]
+
+    def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
+        params = {"limit": self._check_limit(limit, 1000), "sample": check_sample(sample)}
+        rows = self.db.read(lambda c: c.execute(Q["failure_reasons"], params).fetchall())
+        return [(r["reason"], int(r["n"])) for r in rows]
+
+    def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
+        params = {"sample": check_sample(sample)}
+        rows = self.db.read(lambda c: c.execute(Q["attempts_histogram"], params).fetchall())
+        return {int(r["attempts"]): int(r["n"]) for r in rows}
+
+    def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
+        params = {"sample": check_sample(sample)}
+        rows = self.db.read(lambda c: c.execute(Q["processing_seconds"], params).fetchall())
+        return [float(r["seconds"]) for r in rows]
 
     # ---------------------------------------------------------------- operators
 

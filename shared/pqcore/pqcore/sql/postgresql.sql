@@ -365,3 +365,42 @@ SELECT DISTINCT from_status::text AS from_status, to_status::text AS to_status
 SELECT dedupe_key, count(*) AS n FROM jobs
  WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing', 'failed')
  GROUP BY dedupe_key HAVING count(*) > 1 LIMIT 20;
+
+-- name: queue_names
+SELECT DISTINCT queue FROM jobs ORDER BY queue;
+
+-- name: throughput
+SELECT floor(at / %(bucket)s) * %(bucket)s AS start,
+       count(*) FILTER (WHERE action = 'enqueue') AS enqueued,
+       count(*) FILTER (WHERE action IN ('complete', 'mark_done')) AS completed,
+       count(*) FILTER (WHERE action IN ('fail', 'dead_letter', 'mark_failed')) AS failed
+  FROM job_events
+ WHERE at >= %(since)s
+ GROUP BY 1
+ ORDER BY 1;
+
+-- name: failure_reasons
+-- The newest failed and dead-lettered jobs, each walked from (status, id) newest first.
+SELECT reason, count(*) AS n
+  FROM ((SELECT left(error, 160) AS reason FROM jobs WHERE status = 'permanently_failed'
+          ORDER BY id DESC LIMIT %(sample)s)
+        UNION ALL
+        (SELECT left(error, 160) FROM jobs WHERE status = 'failed'
+          ORDER BY id DESC LIMIT %(sample)s)) AS recent
+ WHERE reason IS NOT NULL
+ GROUP BY reason
+ ORDER BY n DESC, reason
+ LIMIT %(limit)s;
+
+-- name: attempts_histogram
+-- Jobs never tried (a pending backlog) say nothing about retries: skipped.
+SELECT attempts, count(*) AS n
+  FROM (SELECT attempts FROM jobs WHERE attempts > 0 ORDER BY id DESC LIMIT %(sample)s) AS recent
+ GROUP BY attempts
+ ORDER BY attempts;
+
+-- name: processing_seconds
+SELECT finished_at - started_at AS seconds FROM jobs
+ WHERE status = 'done' AND started_at IS NOT NULL AND finished_at >= started_at
+ ORDER BY id DESC
+ LIMIT %(sample)s;
