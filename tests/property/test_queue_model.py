@@ -377,8 +377,8 @@ class QueueModelMachine(RuleBasedStateMachine):
 
 # Each example gets fresh storage: cheap for a SQLite file, about half a second for a
 # PostgreSQL database, so server backends run fewer examples to stay well under a minute.
-EXAMPLES = {"sqlite": 100}
-SERVER_EXAMPLES = 25
+EXAMPLES = {"sqlite": 60}
+SERVER_EXAMPLES = 20
 
 
 @pytest.mark.parametrize("backend_name", sorted(BACKENDS))
