@@ -191,3 +191,13 @@ def test_zombie_complete_is_fenced(queue: PersistentQInterface, clock: FakeClock
     assert [e.action for e in events] == ["enqueue", "claim", "rescue", "claim", "complete"]
     assert [e.actor for e in events if e.action == "complete"] == ["B"]
     assert sum(e.to_status is JobState.DONE for e in events) == 1
+
+
+def test_wait_for_jobs(queue: PersistentQInterface, clock: FakeClock) -> None:
+    assert queue.wait_for_jobs(0) is False
+    queue.enqueue("later", queue="mail", delay=30)
+    assert queue.wait_for_jobs(0.1) is False  # not runnable yet
+    clock.advance(30)
+    assert queue.wait_for_jobs(0) is True
+    assert queue.wait_for_jobs(0, queues=["mail"]) is True
+    assert queue.wait_for_jobs(0, queues=["other"]) is False

@@ -16,8 +16,6 @@ import pytest
 from tests.backends import BACKENDS, BackendHandle
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.integration
-
 
 class Child:
     """A ``tests.integration.worker`` process with line-based, deadline-bounded I/O."""

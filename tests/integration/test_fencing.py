@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import signal
 
+import pytest
+
 from pqcore import JobState
 from tests.backends import BackendHandle
 from tests.integration.conftest import Child, wait_for
 
+pytestmark = pytest.mark.integration
 
+
+@pytest.mark.parametrize("rival_finishes_first", [False, True], ids=["rival-holding", "rival-done"])
 def test_frozen_holder_cannot_complete_after_its_lease_was_taken(
-    backend: BackendHandle, children: list[Child]
+    backend: BackendHandle, children: list[Child], rival_finishes_first: bool
 ) -> None:
     queue = backend.make()
     job = queue.enqueue("jobs/fenced")
@@ -28,13 +33,22 @@ def test_frozen_holder_cannot_complete_after_its_lease_was_taken(
     children.append(rival)
     _, rival_id, rival_token = rival.read_line().split()
     assert int(rival_id) == job.id and rival_token != zombie_token
-    rival.send("go")
-    assert rival.read_line() == f"completed {job.id}"
+    if rival_finishes_first:
+        rival.send("go")
+        assert rival.read_line() == f"completed {job.id}"
 
+    # The zombie wakes up and reports: while the rival holds the job (only the token
+    # tells them apart) or after the rival finished it.
     zombie.signal(signal.SIGCONT)
     zombie.send("go")
     assert zombie.read_line() == f"lease-lost {job.id}"
-    assert zombie.wait() == 0 and rival.wait() == 0
+    assert zombie.wait() == 0
+    if not rival_finishes_first:
+        held = queue.get(job.id)
+        assert held.status is JobState.PROCESSING and held.lease_token == rival_token
+        rival.send("go")
+        assert rival.read_line() == f"completed {job.id}"
+    assert rival.wait() == 0
 
     final = queue.get(job.id)
     assert final.status is JobState.DONE and final.consumer_id == "rival"

@@ -48,7 +48,7 @@ def drain(args: argparse.Namespace) -> None:
         job = claimed[0]
         handled += 1
         if args.slow_every and handled % args.slow_every == 0:
-            time.sleep(args.lease * 1.5)
+            time.sleep(args.lease * 2)  # overstay: the rescuer takes the job away
         try:
             queue.complete(job.id, job.lease_token or "")
             done.append(job.id)

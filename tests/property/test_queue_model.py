@@ -30,8 +30,10 @@ from pqcore import (
     EnqueueRequest,
     InvalidTransition,
     Job,
+    JobNotFound,
     JobState,
     LeaseLost,
+    Outcome,
     PersistentQInterface,
 )
 from tests.backends import BACKENDS, FakeClock
@@ -66,6 +68,8 @@ class ModelJob:
     attempts: int = 0
     token: str | None = None
     lease_expires_at: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 class QueueModelMachine(RuleBasedStateMachine):
@@ -161,6 +165,7 @@ class QueueModelMachine(RuleBasedStateMachine):
         for job in claimed:
             model = self.jobs[job.id]
             model.status, model.attempts = R, model.attempts + 1
+            model.started_at = self.clock.now
             model.token, model.lease_expires_at = job.lease_token, self.clock.now + LEASE
             assert job.attempts == model.attempts and job.consumer_id == consumer
 
@@ -180,7 +185,7 @@ class QueueModelMachine(RuleBasedStateMachine):
         assert job.token is not None
         assert self.queue.complete(job.id, job.token).status is D
         self.drop_lease(job)
-        job.status = D
+        job.status, job.finished_at = D, self.clock.now
 
     @precondition(lambda self: self.held())
     @rule(data=st.data(), retryable=st.booleans())
@@ -233,14 +238,72 @@ class QueueModelMachine(RuleBasedStateMachine):
         expired = {
             j.id for j in self.held() if j.lease_expires_at is not None and j.lease_expires_at < now
         }
-        moved = self.queue.rescue_expired()
-        assert {j.id for j in moved} == expired
+        self.apply_rescue(expired, self.queue.rescue_expired())
+
+    @rule(stall_timeout=st.sampled_from([10.0, 40.0]))
+    def rescue_stalled(self, stall_timeout: float) -> None:
+        before = self.clock.now - stall_timeout
+        stalled = {j.id for j in self.held() if j.started_at is not None and j.started_at < before}
+        self.apply_rescue(stalled, self.queue.rescue_stalled(stall_timeout))
+
+    def apply_rescue(self, expected: set[int], moved: list[Job]) -> None:
+        now = self.clock.now
+        assert {j.id for j in moved} == expected
         for job in moved:
             model = self.jobs[job.id]
             self.drop_lease(model)
             model.status = X if model.attempts >= model.max_attempts else P
             model.run_at = now
             assert job.status is model.status
+
+    @rule(older_than=st.sampled_from([0.0, 20.0]))
+    def purge_done(self, older_than: float) -> None:
+        cutoff = self.clock.now - older_than
+        old = {j.id for j in self.jobs.values() if j.status is D and (j.finished_at or 0) < cutoff}
+        assert self.queue.purge_done(older_than) == len(old)
+        for job_id in old:
+            del self.jobs[job_id]
+        self.stale_tokens = [(i, t) for i, t in self.stale_tokens if i not in old]
+        for job_id in old:
+            with pytest.raises(JobNotFound):
+                self.queue.get(job_id)
+
+    @precondition(lambda self: self.held() or self.stale_tokens)
+    @rule(data=st.data(), limit=st.integers(0, 3))
+    def settle_and_claim(self, data: st.DataObject, limit: int) -> None:
+        held = self.held()
+        chosen = (
+            data.draw(st.lists(st.sampled_from(held), unique_by=lambda j: j.id)) if held else []
+        )
+        kinds = [data.draw(st.sampled_from(["done", "failed", "release"])) for _ in chosen]
+        outcomes = [
+            Outcome(j.id, j.token or "", k, "err", False)
+            for j, k in zip(chosen, kinds, strict=True)
+        ]
+        stale: list[int] = []
+        if self.stale_tokens and data.draw(st.booleans()):
+            job_id, token = data.draw(st.sampled_from(self.stale_tokens))
+            outcomes.insert(0, Outcome(job_id, token, "done"))
+            stale.append(job_id)
+        result = self.queue.settle_and_claim(outcomes, "c3", limit=limit, lease_seconds=LEASE)
+        assert result.lost == stale
+        assert [j.id for j in result.settled] == [j.id for j in chosen]
+        for job, kind, settled in zip(chosen, kinds, result.settled, strict=True):
+            self.drop_lease(job)
+            if kind == "done":
+                job.status, job.finished_at = D, self.clock.now
+            elif kind == "failed":  # not retryable: the dead-letter queue
+                job.status = X
+            else:
+                job.status, job.attempts, job.run_at = P, job.attempts - 1, self.clock.now
+            assert settled.status is job.status
+        expected = [j.id for j in self.runnable()[:limit]]
+        assert [j.id for j in result.claimed] == expected
+        for claimed in result.claimed:
+            model = self.jobs[claimed.id]
+            model.status, model.attempts = R, model.attempts + 1
+            model.token, model.lease_expires_at = claimed.lease_token, self.clock.now + LEASE
+            model.started_at = self.clock.now
 
     @rule()
     def schedule_retries(self) -> None:
@@ -276,6 +339,8 @@ class QueueModelMachine(RuleBasedStateMachine):
         if job.status is R:
             self.drop_lease(job)
         job.status = destination
+        if destination is D:
+            job.finished_at = self.clock.now
         if action == "resubmit":
             job.attempts, job.run_at = 0, self.clock.now
         assert result.status is destination
@@ -310,6 +375,12 @@ class QueueModelMachine(RuleBasedStateMachine):
         assert stats.stalled == stalled
 
 
+# Each example gets fresh storage: cheap for a SQLite file, about half a second for a
+# PostgreSQL database, so server backends run fewer examples to stay well under a minute.
+EXAMPLES = {"sqlite": 60}
+SERVER_EXAMPLES = 20
+
+
 @pytest.mark.parametrize("backend_name", sorted(BACKENDS))
 def test_queue_behaves_like_the_model(backend_name: str) -> None:
     machine = type(
@@ -318,7 +389,7 @@ def test_queue_behaves_like_the_model(backend_name: str) -> None:
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=100,
+            max_examples=EXAMPLES.get(backend_name, SERVER_EXAMPLES),
             stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],

@@ -175,7 +175,7 @@ def test_locked_database_past_the_retry_budget(tmp_path: Path) -> None:
 def test_lock_released_within_the_retry_budget(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     make_db(db)
-    queue = SQLiteQueue(str(db), QueueSettings(db=str(db), busy_timeout_ms=50, busy_retries=8))
+    queue = SQLiteQueue(str(db), QueueSettings(db=str(db), busy_timeout_ms=50, busy_retries=12))
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN EXCLUSIVE")
     locked_at = time.monotonic()
