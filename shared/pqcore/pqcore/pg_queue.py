@@ -257,17 +257,14 @@ class PostgresQueue(PersistentQInterface):
         if queue is not None:
             self._check_queues([queue])
         now = self.clock()
-        by_queue = {"queue": queue}
+        by_queue = {"queue": queue, "now": now}
 
         def body(conn: Connection) -> tuple[list[dict[str, Any]], Any, int, int]:
-            if queue is None:
-                rows = conn.execute(Q["counts_active"]).fetchall()
-                finals = conn.execute(Q["counts_final"]).fetchall()
-            else:
-                rows = conn.execute(Q["counts_active_for_queue"], by_queue).fetchall()
-                finals = conn.execute(Q["counts_final_for_queue"], by_queue).fetchall()
-            oldest = conn.execute(Q["oldest_runnable_pending"], {"now": now}).fetchone()
-            stalled = conn.execute(Q["stalled_count"], {"now": now}).fetchone()
+            scope = "" if queue is None else "_for_queue"
+            rows = conn.execute(Q["counts_active" + scope], by_queue).fetchall()
+            finals = conn.execute(Q["counts_final" + scope], by_queue).fetchall()
+            oldest = conn.execute(Q["oldest_runnable_pending" + scope], by_queue).fetchone()
+            stalled = conn.execute(Q["stalled_count" + scope], by_queue).fetchone()
             delta_rows = sum(int(r["rows"]) for r in finals)
             return (
                 rows + finals,
@@ -299,7 +296,8 @@ class PostgresQueue(PersistentQInterface):
     def list_jobs(
         self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
     ) -> Page:
-        self._check_limit(limit, 1000)
+        if self._check_limit(limit, 1000) < 1:
+            raise InvalidArgument("limit must be at least 1")
         where, params = _filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < %(before_id)s")
@@ -338,6 +336,7 @@ class PostgresQueue(PersistentQInterface):
             if row is None:
                 raise JobNotFound(job_id)
             job, now = Job.from_row(row), self.clock()
+            _refuse_taken_dedupe_key(conn, job, transition)
             return self._apply(
                 conn, job, operator_move(job, transition, actor, reason, now), actor, now
             )
@@ -377,6 +376,7 @@ class PostgresQueue(PersistentQInterface):
                     last = row["id"]
                     job = Job.from_row(row)
                     try:  # a job that changed meanwhile is skipped; nothing was written
+                        _refuse_taken_dedupe_key(conn, job, transition)
                         move = operator_move(job, transition, actor, reason, now)
                         self._apply(conn, job, move, actor, now)
                         done += 1
@@ -585,6 +585,20 @@ def _insert_deduped(conn: Connection, values: dict[str, Any], actor: str) -> Job
         if row is not None:
             return Job.from_row(row)
     raise InvalidTransition(0, "enqueue", "contended", "dedupe key kept changing hands; try again")
+
+
+def _refuse_taken_dedupe_key(conn: Connection, job: Job, transition: Transition) -> None:
+    """A resubmitted job would become active again: not while another active job holds
+    its dedupe key (the key is unique among active jobs)."""
+    if transition is not Transition.RESUBMIT or job.dedupe_key is None:
+        return
+    holder = conn.execute(Q["job_by_active_dedupe_key"], {"dedupe_key": job.dedupe_key}).fetchone()
+    if holder is not None and holder["id"] != job.id:
+        raise InvalidTransition(
+            job.id, transition.value, job.status.value,
+            f"cannot resubmit job {job.id}: active job {holder['id']} holds its"
+            f" dedupe key {job.dedupe_key!r}",
+        )  # fmt: skip
 
 
 def _next_run_at(conn: Connection, queues: list[str] | None, now: float) -> float | None:

@@ -265,8 +265,16 @@ SELECT queue, status, sum(n) FROM folded GROUP BY queue, status HAVING sum(n) <>
 -- name: oldest_runnable_pending
 SELECT min(run_at) AS run_at FROM jobs WHERE status = 'pending' AND run_at <= %(now)s;
 
+-- name: oldest_runnable_pending_for_queue
+SELECT min(run_at) AS run_at FROM jobs
+ WHERE status = 'pending' AND run_at <= %(now)s AND queue = %(queue)s;
+
 -- name: stalled_count
 SELECT count(*) AS n FROM jobs WHERE status = 'processing' AND lease_expires_at < %(now)s;
+
+-- name: stalled_count_for_queue
+SELECT count(*) AS n FROM jobs
+ WHERE status = 'processing' AND lease_expires_at < %(now)s AND queue = %(queue)s;
 
 -- name: consumer_register
 INSERT INTO consumers (id, host, pid, queues, started_at, last_heartbeat, state,
