@@ -323,6 +323,37 @@ class PostgresQueue(PersistentQInterface):
         row = self.db.read(lambda c: c.execute(statement.encode(), params).fetchone())
         return int(row["n"]) if row else 0
 
+    def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
+        """The subset of ``keys`` carried by some job in any state (finished ones too)."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        self._check_limit(len(wanted))
+        rows = self.db.read(
+            lambda c: c.execute(Q["dedupe_keys_known"], {"keys": wanted}).fetchall()
+        )
+        return {r["dedupe_key"] for r in rows}
+
+    def last_event_id(self) -> int:
+        """The id of the newest history row (0 if none): a cursor for ``events_after``."""
+        row = self.db.read(lambda c: c.execute(Q["last_event_id"]).fetchone())
+        return int(row["id"]) if row else 0
+
+    def events_after(
+        self, after_id: int, *, to_status: JobState | None = None, limit: int = 1000
+    ) -> list[JobEvent]:
+        """History rows with an id above ``after_id`` (optionally only those entering
+        ``to_status``), oldest first."""
+        self._check_limit(limit)
+        if isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0:
+            raise InvalidArgument("after_id must be a non-negative integer")
+        params: dict[str, Any] = {"after_id": after_id, "limit": limit}
+        name = "events_after"
+        if to_status is not None:
+            name, params["to_status"] = "events_after_to_status", JobState(to_status).value
+        rows = self.db.read(lambda c: c.execute(Q[name], params).fetchall())
+        return [JobEvent.from_row(r) for r in rows]
+
     # ---------------------------------------------------------------- operators
 
     def operator_action(

@@ -53,6 +53,21 @@ SELECT * FROM jobs WHERE id = %(id)s;
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = %(job_id)s ORDER BY id;
 
+-- name: dedupe_keys_known
+-- Any state: the partial unique index covers active jobs only, so this may scan.
+SELECT DISTINCT dedupe_key FROM jobs WHERE dedupe_key = ANY(%(keys)s::text[]);
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0) AS id FROM job_events;
+
+-- name: events_after
+SELECT * FROM job_events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
+
+-- name: events_after_to_status
+SELECT * FROM job_events
+ WHERE id > %(after_id)s AND to_status = %(to_status)s
+ ORDER BY id LIMIT %(limit)s;
+
 -- name: claim_any_queue
 WITH picked AS (
     SELECT id FROM jobs
