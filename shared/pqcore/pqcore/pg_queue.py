@@ -136,10 +136,13 @@ class PostgresQueue(PersistentQInterface):
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
             return SettleResult(settled, lost, claimed)
 
-        return self.db.write(body)
+        return self.db.write(body, single_statement=not outcomes)
 
     def _settle_one(self, outcome: Outcome) -> Job:
-        return self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+        return self.db.write(
+            lambda conn: self._apply_outcome(conn, outcome, None, self.clock()),
+            single_statement=outcome.kind == "done",  # then it reads only after a miss
+        )
 
     def _claim(
         self,
@@ -207,7 +210,7 @@ class PostgresQueue(PersistentQInterface):
                 raise LeaseLost(job_id)
             return float(row["lease_expires_at"])
 
-        return self.db.write(body)
+        return self.db.write(body, single_statement=True)
 
     def wait_for_jobs(self, timeout: float, queues: Sequence[str] | None = None) -> bool:
         """Sleeps on LISTEN until a NOTIFY from an enqueue (or a move back to pending)
@@ -289,7 +292,7 @@ class PostgresQueue(PersistentQInterface):
 
     def _fold_count_deltas(self) -> None:
         try:
-            self.db.write(lambda c: c.execute(Q["count_deltas_fold"]))
+            self.db.write(lambda c: c.execute(Q["count_deltas_fold"]), single_statement=True)
         except DatabaseReadOnly:  # a read-only replica: sums stay correct, just longer
             pass
 
@@ -472,7 +475,9 @@ class PostgresQueue(PersistentQInterface):
             raise InvalidArgument("older_than must not be negative")
         self._check_limit(limit, 1_000_000)
         params = {"finished_before": self.clock() - older_than, "limit": limit}
-        return self.db.write(lambda c: c.execute(Q["done_purge"], params).rowcount)
+        return self.db.write(
+            lambda c: c.execute(Q["done_purge"], params).rowcount, single_statement=True
+        )
 
     # ---------------------------------------------------------------- the one transition
 
@@ -525,7 +530,7 @@ class PostgresQueue(PersistentQInterface):
             "queues": queues,
             "now": self.clock(),
         }
-        self.db.write(lambda c: c.execute(Q["consumer_register"], params))
+        self.db.write(lambda c: c.execute(Q["consumer_register"], params), single_statement=True)
 
     def consumer_heartbeat(
         self,
@@ -546,21 +551,27 @@ class PostgresQueue(PersistentQInterface):
             "jobs_done": jobs_done,
             "jobs_failed": jobs_failed,
         }
-        row = self.db.write(lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone())
+        row = self.db.write(
+            lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone(), single_statement=True
+        )
         return row is not None
 
     def consumer_deregister(self, consumer_id: str) -> None:
         params = {"id": consumer_id, "now": self.clock()}
-        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params))
+        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params), single_statement=True)
 
     def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
         params = {"heartbeat_before": self.clock() - heartbeat_timeout}
-        rows = self.db.write(lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall())
+        rows = self.db.write(
+            lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall(), single_statement=True
+        )
         return [r["id"] for r in rows]
 
     def consumers_purge(self, older_than: float) -> int:
         params = {"heartbeat_before": self.clock() - older_than}
-        return self.db.write(lambda c: c.execute(Q["consumers_purge"], params).rowcount)
+        return self.db.write(
+            lambda c: c.execute(Q["consumers_purge"], params).rowcount, single_statement=True
+        )
 
     def consumers(self) -> list[Consumer]:
         rows = self.db.read(lambda c: c.execute(Q["consumers_all"]).fetchall())
@@ -571,11 +582,14 @@ class PostgresQueue(PersistentQInterface):
     def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
         now = self.clock()
         params = {"name": name, "holder": holder, "now": now, "expires_at": now + ttl}
-        row = self.db.write(lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone())
+        row = self.db.write(
+            lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone(), single_statement=True
+        )
         return row is not None
 
     def leader_resign(self, name: str, holder: str) -> None:
-        self.db.write(lambda c: c.execute(Q["leader_resign"], {"name": name, "holder": holder}))
+        params = {"name": name, "holder": holder}
+        self.db.write(lambda c: c.execute(Q["leader_resign"], params), single_statement=True)
 
     def leader(self, name: str) -> tuple[str, float] | None:
         row = self.db.read(lambda c: c.execute(Q["leader_get"], {"name": name}).fetchone())
