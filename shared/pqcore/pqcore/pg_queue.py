@@ -35,6 +35,14 @@ from pqcore.models import (
 )
 from pqcore.pg_db import Connection, PostgresDatabase
 from pqcore.pg_listen import Listener
+from pqcore.pg_queries import (
+    audit,
+    filter_sql,
+    insert_deduped,
+    insert_many,
+    next_run_at,
+    refuse_taken_dedupe_key,
+)
 from pqcore.policy import (
     Move,
     check_consumer_id,
@@ -46,7 +54,7 @@ from pqcore.policy import (
     rescue_move,
     retry_move,
 )
-from pqcore.states import ALLOWED_EDGES, FINAL_STATES, JobState, Transition, can, target
+from pqcore.states import FINAL_STATES, JobState, Transition, can, target
 
 Q = sql.load("postgresql")
 # wait_for_jobs re-checks at least this often even without a notification (a NOTIFY
@@ -99,10 +107,10 @@ class PostgresQueue(PersistentQInterface):
                     plain.append(values)
                     continue
                 if plain:  # one statement for the run, keeping ids in input order
-                    jobs += _insert_many(conn, plain, actor, now)
+                    jobs += insert_many(conn, plain, actor, now)
                     plain = []
                 if values is not None:
-                    jobs.append(_insert_deduped(conn, values, actor))
+                    jobs.append(insert_deduped(conn, values, actor))
             queues = sorted({job.queue for job in jobs})
             conn.execute(Q["notify_jobs"], {"queues": queues})
             return jobs
@@ -223,7 +231,7 @@ class PostgresQueue(PersistentQInterface):
             now = self.clock()
 
             def probe(conn: Connection, now: float = now) -> float | None:
-                return _next_run_at(conn, names, now)
+                return next_run_at(conn, names, now)
 
             due = self.db.read(probe)
             if due is not None and due <= now:
@@ -301,7 +309,7 @@ class PostgresQueue(PersistentQInterface):
     ) -> Page:
         if self._check_limit(limit, 1000) < 1:
             raise InvalidArgument("limit must be at least 1")
-        where, params = _filter_sql(flt or JobFilter())
+        where, params = filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < %(before_id)s")
             params["before_id"] = check_id(before_id)
@@ -321,7 +329,7 @@ class PostgresQueue(PersistentQInterface):
             stats = self.stats(flt.queue)  # no scan of the final states
             wanted = flt.statuses or tuple(JobState)
             return sum(stats.counts[JobState(s).value] for s in wanted)
-        where, params = _filter_sql(flt)
+        where, params = filter_sql(flt)
         statement = "SELECT count(*) AS n FROM jobs WHERE " + " AND ".join(where)
         row = self.db.read(lambda c: c.execute(statement.encode(), params).fetchone())
         return int(row["n"]) if row else 0
@@ -370,7 +378,7 @@ class PostgresQueue(PersistentQInterface):
             if row is None:
                 raise JobNotFound(job_id)
             job, now = Job.from_row(row), self.clock()
-            _refuse_taken_dedupe_key(conn, job, transition)
+            refuse_taken_dedupe_key(conn, job, transition)
             return self._apply(
                 conn, job, operator_move(job, transition, actor, reason, now), actor, now
             )
@@ -390,7 +398,7 @@ class PostgresQueue(PersistentQInterface):
         sources = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
         if not sources:
             return 0, 0
-        where, params = _filter_sql(JobFilter(tuple(sources), flt.queue, flt.text,
+        where, params = filter_sql(JobFilter(tuple(sources), flt.queue, flt.text,
                                               flt.created_after, flt.created_before))  # fmt: skip
         statement = (
             "SELECT * FROM jobs WHERE " + " AND ".join(where) + " AND id < %(before_id)s"
@@ -410,7 +418,7 @@ class PostgresQueue(PersistentQInterface):
                     last = row["id"]
                     job = Job.from_row(row)
                     try:  # a job that changed meanwhile is skipped; nothing was written
-                        _refuse_taken_dedupe_key(conn, job, transition)
+                        refuse_taken_dedupe_key(conn, job, transition)
                         move = operator_move(job, transition, actor, reason, now)
                         self._apply(conn, job, move, actor, now)
                         done += 1
@@ -600,123 +608,7 @@ class PostgresQueue(PersistentQInterface):
     # ---------------------------------------------------------------- audit
 
     def doctor(self) -> list[str]:
-        return self.db.read(_audit, snapshot=True)
-
-
-# -------------------------------------------------------------------- helpers
-
-
-def _insert_many(conn: Connection, rows: list[dict[str, Any]], actor: str, now: float) -> list[Job]:
-    params = {
-        "queues": [r["queue"] for r in rows],
-        "datas": [r["data"] for r in rows],
-        "priorities": [r["priority"] for r in rows],
-        "run_ats": [r["run_at"] for r in rows],
-        "max_attempts": [r["max_attempts"] for r in rows],
-        "now": now,
-        "actor": actor,
-    }
-    return [Job.from_row(r) for r in conn.execute(Q["jobs_insert"], params).fetchall()]
-
-
-def _insert_deduped(conn: Connection, values: dict[str, Any], actor: str) -> Job:
-    """Insert a job unless an active job holds its dedupe key; then return that one.
-    Races with a concurrent enqueue of the same key end in one job either way."""
-    for _ in range(3):  # the holder may finish between our insert and our read
-        # Looking first spares an id: a refused INSERT still uses up its sequence value.
-        row = conn.execute(Q["job_by_active_dedupe_key"], values).fetchone()
-        if row is None:
-            row = conn.execute(Q["job_insert_deduped"], {**values, "actor": actor}).fetchone()
-        if row is not None:
-            return Job.from_row(row)
-    raise InvalidTransition(0, "enqueue", "contended", "dedupe key kept changing hands; try again")
-
-
-def _refuse_taken_dedupe_key(conn: Connection, job: Job, transition: Transition) -> None:
-    """A resubmitted job would become active again: not while another active job holds
-    its dedupe key (the key is unique among active jobs)."""
-    if transition is not Transition.RESUBMIT or job.dedupe_key is None:
-        return
-    holder = conn.execute(Q["job_by_active_dedupe_key"], {"dedupe_key": job.dedupe_key}).fetchone()
-    if holder is not None and holder["id"] != job.id:
-        raise InvalidTransition(
-            job.id, transition.value, job.status.value,
-            f"cannot resubmit job {job.id}: active job {holder['id']} holds its"
-            f" dedupe key {job.dedupe_key!r}",
-        )  # fmt: skip
-
-
-def _next_run_at(conn: Connection, queues: list[str] | None, now: float) -> float | None:
-    """``now`` if a job is runnable, else when the next pending job comes due (or None)."""
-    if queues is None:
-        if conn.execute(Q["runnable_exists_any_queue"], {"now": now}).fetchone():
-            return now
-        row = conn.execute(Q["next_run_at_any_queue"]).fetchone()
-    else:
-        params = {"now": now, "queues": queues}
-        if conn.execute(Q["runnable_exists_in_queues"], params).fetchone():
-            return now
-        row = conn.execute(Q["next_run_at_in_queues"], params).fetchone()
-    return None if row is None or row["run_at"] is None else float(row["run_at"])
-
-
-def _filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
-    """WHERE fragments (fixed text) and their parameters for a job filter."""
-    where: list[str] = []
-    params: dict[str, Any] = {}
-    if len(flt.statuses) == 1:
-        where.append("status = %(status)s")  # lets the planner walk (status, id) in order
-        params["status"] = JobState(flt.statuses[0]).value
-    elif flt.statuses:
-        where.append("status = ANY(%(statuses)s::pq_job_state[])")
-        params["statuses"] = [JobState(s).value for s in flt.statuses]
-    if flt.queue is not None:
-        where.append("queue = %(queue)s")
-        params["queue"] = flt.queue
-    if flt.text:
-        escaped = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("(data LIKE %(text)s ESCAPE '\\' OR error LIKE %(text)s ESCAPE '\\')")
-        params["text"] = f"%{escaped}%"
-    if flt.created_after is not None:
-        where.append("created_at >= %(created_after)s")
-        params["created_after"] = float(flt.created_after)
-    if flt.created_before is not None:
-        where.append("created_at < %(created_before)s")
-        params["created_before"] = float(flt.created_before)
-    if not where:
-        where.append("true")
-    return where, params
-
-
-def _audit(conn: Connection) -> list[str]:
-    problems: list[str] = []
-
-    def rows(name: str) -> list[dict[str, Any]]:
-        return conn.execute(Q[name]).fetchall()
-
-    for r in rows("audit_completed_twice"):
-        problems.append(f"job {r['job_id']} was completed {r['n']} times")
-    for r in rows("audit_done_without_event"):
-        problems.append(f"job {r['id']} is done but its history has no completion")
-    for r in rows("audit_status_differs_from_history"):
-        problems.append(f"job {r['id']} is {r['status']} but its history ends in {r['last']}")
-    for r in rows("audit_job_without_history"):
-        problems.append(f"job {r['id']} has no history")
-    for r in rows("audit_lease_mismatch"):
-        problems.append(f"job {r['id']} is {r['status']} with an inconsistent lease")
-    for r in rows("audit_counts"):
-        problems.append(
-            f"count of {r['status']} jobs in queue {r['queue']} is {r['counted']},"
-            f" actually {r['actual']}"
-        )
-    for r in rows("audit_edges"):
-        source, dest = r["from_status"], r["to_status"]
-        edge = (JobState(source) if source else None, JobState(dest))
-        if edge not in ALLOWED_EDGES:
-            problems.append(f"history holds a transition {source} -> {dest} not allowed")
-    for r in rows("audit_active_dedupe_duplicates"):
-        problems.append(f"dedupe key {r['dedupe_key']!r} is held by {r['n']} active jobs")
-    return problems
+        return self.db.read(audit, snapshot=True)
 
 
 assert {JobState.DONE, JobState.PERMANENTLY_FAILED, JobState.CANCELLED} == FINAL_STATES, (
