@@ -35,7 +35,10 @@ lint: setup ## ruff and mypy
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
 
+bench-pg: setup ## claim+complete throughput on PostgreSQL vs SQLite (starts a throwaway cluster)
+	$(PY) -m bench.pg_throughput
+
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup run test lint bench clean
+.PHONY: help setup run test lint bench bench-pg clean

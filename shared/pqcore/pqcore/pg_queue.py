@@ -67,6 +67,13 @@ FOLD_DELTAS_AT = 1000
 
 
 class PostgresQueue(PersistentQInterface):
+    """The queue in the PostgreSQL database at ``url`` (``postgresql://user:pw@host/db``).
+
+    The database must exist; pq creates its tables on first use. ``create`` is accepted
+    for symmetry with SQLite, where it decides whether a missing file may be created:
+    pq never creates a PostgreSQL database, so a missing one is ``DatabaseNotFound``.
+    """
+
     backend = "postgresql"
 
     def __init__(
