@@ -42,7 +42,10 @@ console-ops: setup ## the ops console on http://127.0.0.1:8502 (login required)
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
 
+bench-pg: setup ## claim+complete throughput on PostgreSQL vs SQLite (starts a throwaway cluster)
+	$(PY) -m bench.pg_throughput
+
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup run test lint bench clean console-admin console-ops
+.PHONY: help setup run test lint bench bench-pg clean console-admin console-ops

@@ -147,3 +147,27 @@ def test_a_queue_opened_before_fork_serves_parent_and_child(pg_url: str) -> None
         third = queue.enqueue("c")  # the parent's connections survived the child's exit
         assert [job.id for job in queue.claim("parent")] == [third.id]
         assert queue.wait_for_jobs(0.1) is False
+
+
+def test_racing_enqueues_of_one_dedupe_key_make_one_job(pg_url: str) -> None:
+    queues = [PostgresQueue(pg_url) for _ in range(4)]
+    start = threading.Barrier(len(queues))
+    ids: list[int] = []
+
+    def enqueue(queue: PostgresQueue) -> None:
+        start.wait(timeout=30)
+        for _ in range(20):
+            ids.append(queue.enqueue("jobs/report.txt", dedupe_key="report-2026-11").id)
+
+    threads = [threading.Thread(target=enqueue, args=(q,)) for q in queues]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert len(ids) == 80 and len(set(ids)) == 1
+        assert queues[0].stats().counts["pending"] == 1
+        assert [e.action for e in queues[0].history(ids[0])] == ["enqueue"]
+    finally:
+        for q in queues:
+            q.close()

@@ -42,7 +42,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 POOL_WAIT_SECONDS = 15.0
 # pg_advisory_xact_lock key serialising concurrent migrators ("pq" "migr" in ASCII).
 MIGRATION_LOCK_KEY = 0x7071_6D69_6772
-SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
 
 
@@ -159,7 +159,7 @@ class PostgresDatabase:
                     self.url,
                     min_size=1,
                     max_size=self.settings.pg_pool_size,
-                    kwargs={"row_factory": dict_row, **self._connect_kwargs},
+                    kwargs={"row_factory": dict_row, "autocommit": True, **self._connect_kwargs},
                     timeout=POOL_WAIT_SECONDS,
                     name=f"pq {self.where}",
                     open=True,
@@ -175,35 +175,46 @@ class PostgresDatabase:
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Callable[[Connection], T]) -> T:
+    def write(self, body: Callable[[Connection], T], *, single_statement: bool = False) -> T:
         """Run ``body`` in one transaction and commit; retried whole on serialization
         failures and deadlocks. Any exception rolls back; storage errors become
-        ``StorageError``s."""
-        return self._run(body, read_only=False)
+        ``StorageError``s.
+
+        ``single_statement=True`` says ``body`` changes data with at most one statement
+        (which PostgreSQL makes atomic by itself), so no BEGIN/COMMIT round trips are
+        spent. Such a statement may also be retried once on a fresh connection when the
+        old one broke: every single-statement write here is guarded or idempotent, so a
+        repeat after an unseen success changes nothing twice (a repeated completion
+        reports ``LeaseLost``, it never completes the job again).
+        """
+        return self._run(body, transaction=not single_statement)
 
     def read(self, body: Callable[[Connection], T], *, snapshot: bool = False) -> T:
         """Run queries; ``snapshot=True`` sees one consistent snapshot across them."""
-        return self._run(body, read_only=True, snapshot=snapshot)
+        return self._run(body, transaction=snapshot, begin=BEGIN_SNAPSHOT)
 
     def _run(
-        self, body: Callable[[Connection], T], *, read_only: bool, snapshot: bool = False
+        self, body: Callable[[Connection], T], *, transaction: bool, begin: str = "BEGIN"
     ) -> T:
+        # Pooled connections are in autocommit mode; transactions are explicit, as in
+        # pqcore.db, so a body of one statement costs one round trip.
         retries = self.settings.busy_retries
         for tries in range(retries + 1):
             committing = broken = False
             try:
                 with self.pool().connection() as conn:
                     try:
-                        if snapshot:
-                            conn.execute(SNAPSHOT)
+                        if transaction:
+                            conn.execute(begin)
                         result = body(conn)
                     except BaseException:
                         broken = conn.broken or conn.closed
-                        if not broken:
-                            conn.rollback()
+                        if transaction and not broken:
+                            conn.execute("ROLLBACK")
                         raise
-                    committing = True
-                    conn.commit()
+                    if transaction:
+                        committing = True
+                        conn.execute("COMMIT")
                     return result
             except (psycopg.Error, PoolTimeout) as error:
                 # A connection that died before COMMIT (server restart, idle timeout) took
@@ -214,7 +225,7 @@ class PostgresDatabase:
                 if tries < retries and (_retryable(error) or lost_before_commit):
                     time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
                     continue
-                if committing and not read_only and isinstance(error, psycopg.OperationalError):
+                if committing and isinstance(error, psycopg.OperationalError):
                     raise DatabaseUnavailable(
                         f"the connection to PostgreSQL at {self.where} broke while committing:"
                         " the change may or may not have been applied"

@@ -36,6 +36,14 @@ from pqcore.models import (
 )
 from pqcore.pg_db import Connection, PostgresDatabase
 from pqcore.pg_listen import Listener
+from pqcore.pg_queries import (
+    audit,
+    filter_sql,
+    insert_deduped,
+    insert_many,
+    next_run_at,
+    refuse_taken_dedupe_key,
+)
 from pqcore.policy import (
     Move,
     check_consumer_id,
@@ -49,7 +57,7 @@ from pqcore.policy import (
     rescue_move,
     retry_move,
 )
-from pqcore.states import ALLOWED_EDGES, FINAL_STATES, JobState, Transition, can, target
+from pqcore.states import FINAL_STATES, JobState, Transition, can, target
 
 Q = sql.load("postgresql")
 # wait_for_jobs re-checks at least this often even without a notification (a NOTIFY
@@ -62,6 +70,13 @@ FOLD_DELTAS_AT = 1000
 
 
 class PostgresQueue(PersistentQInterface):
+    """The queue in the PostgreSQL database at ``url`` (``postgresql://user:pw@host/db``).
+
+    The database must exist; pq creates its tables on first use. ``create`` is accepted
+    for symmetry with SQLite, where it decides whether a missing file may be created:
+    pq never creates a PostgreSQL database, so a missing one is ``DatabaseNotFound``.
+    """
+
     backend = "postgresql"
 
     def __init__(
@@ -102,10 +117,10 @@ class PostgresQueue(PersistentQInterface):
                     plain.append(values)
                     continue
                 if plain:  # one statement for the run, keeping ids in input order
-                    jobs += _insert_many(conn, plain, actor, now)
+                    jobs += insert_many(conn, plain, actor, now)
                     plain = []
                 if values is not None:
-                    jobs.append(_insert_deduped(conn, values, actor))
+                    jobs.append(insert_deduped(conn, values, actor))
             queues = sorted({job.queue for job in jobs})
             conn.execute(Q["notify_jobs"], {"queues": queues})
             return jobs
@@ -139,10 +154,13 @@ class PostgresQueue(PersistentQInterface):
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
             return SettleResult(settled, lost, claimed)
 
-        return self.db.write(body)
+        return self.db.write(body, single_statement=not outcomes)
 
     def _settle_one(self, outcome: Outcome) -> Job:
-        return self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+        return self.db.write(
+            lambda conn: self._apply_outcome(conn, outcome, None, self.clock()),
+            single_statement=outcome.kind == "done",  # then it reads only after a miss
+        )
 
     def _claim(
         self,
@@ -210,7 +228,7 @@ class PostgresQueue(PersistentQInterface):
                 raise LeaseLost(job_id)
             return float(row["lease_expires_at"])
 
-        return self.db.write(body)
+        return self.db.write(body, single_statement=True)
 
     def wait_for_jobs(self, timeout: float, queues: Sequence[str] | None = None) -> bool:
         """Sleeps on LISTEN until a NOTIFY from an enqueue (or a move back to pending)
@@ -223,7 +241,7 @@ class PostgresQueue(PersistentQInterface):
             now = self.clock()
 
             def probe(conn: Connection, now: float = now) -> float | None:
-                return _next_run_at(conn, names, now)
+                return next_run_at(conn, names, now)
 
             due = self.db.read(probe)
             if due is not None and due <= now:
@@ -260,18 +278,14 @@ class PostgresQueue(PersistentQInterface):
         if queue is not None:
             self._check_queues([queue])
         now = self.clock()
-        by_queue = {"queue": queue}
+        by_queue = {"queue": queue, "now": now}
 
         def body(conn: Connection) -> tuple[list[dict[str, Any]], Any, int, int]:
-            if queue is None:
-                rows = conn.execute(Q["counts_active"]).fetchall()
-                finals = conn.execute(Q["counts_final"]).fetchall()
-            else:
-                rows = conn.execute(Q["counts_active_for_queue"], by_queue).fetchall()
-                finals = conn.execute(Q["counts_final_for_queue"], by_queue).fetchall()
-            scope = {"now": now, "queue": queue}
-            oldest = conn.execute(Q["oldest_runnable_pending"], scope).fetchone()
-            stalled = conn.execute(Q["stalled_count"], scope).fetchone()
+            scope = "" if queue is None else "_for_queue"
+            rows = conn.execute(Q["counts_active" + scope], by_queue).fetchall()
+            finals = conn.execute(Q["counts_final" + scope], by_queue).fetchall()
+            oldest = conn.execute(Q["oldest_runnable_pending" + scope], by_queue).fetchone()
+            stalled = conn.execute(Q["stalled_count" + scope], by_queue).fetchone()
             delta_rows = sum(int(r["rows"]) for r in finals)
             return (
                 rows + finals,
@@ -296,7 +310,7 @@ class PostgresQueue(PersistentQInterface):
 
     def _fold_count_deltas(self) -> None:
         try:
-            self.db.write(lambda c: c.execute(Q["count_deltas_fold"]))
+            self.db.write(lambda c: c.execute(Q["count_deltas_fold"]), single_statement=True)
         except DatabaseReadOnly:  # a read-only replica: sums stay correct, just longer
             pass
 
@@ -310,7 +324,7 @@ class PostgresQueue(PersistentQInterface):
         after_id: int | None = None,
     ) -> Page:
         self._check_limit(limit, 1000, minimum=1)
-        where, params = _filter_sql(flt or JobFilter())
+        where, params = filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < %(before_id)s")
             params["before_id"] = check_id(before_id)
@@ -334,7 +348,7 @@ class PostgresQueue(PersistentQInterface):
             stats = self.stats(flt.queue)  # no scan of the final states
             wanted = flt.statuses or tuple(JobState)
             return sum(stats.counts[JobState(s).value] for s in wanted)
-        where, params = _filter_sql(flt)
+        where, params = filter_sql(flt)
         statement = "SELECT count(*) AS n FROM jobs WHERE " + " AND ".join(where)
         row = self.db.read(lambda c: c.execute(statement.encode(), params).fetchone())
         return int(row["n"]) if row else 0
@@ -381,30 +395,34 @@ class PostgresQueue(PersistentQInterface):
         return [float(r["seconds"]) for r in rows]
 
     def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
+        """The subset of ``keys`` carried by some job in any state (finished ones too)."""
         wanted = list(dict.fromkeys(keys))
         if not wanted:
             return set()
         self._check_limit(len(wanted))
-        params = {"keys": wanted}
-        rows = self.db.read(lambda c: c.execute(Q["dedupe_keys_known"], params).fetchall())
+        rows = self.db.read(
+            lambda c: c.execute(Q["dedupe_keys_known"], {"keys": wanted}).fetchall()
+        )
         return {r["dedupe_key"] for r in rows}
 
     def last_event_id(self) -> int:
+        """The id of the newest history row (0 if none): a cursor for ``events_after``."""
         row = self.db.read(lambda c: c.execute(Q["last_event_id"]).fetchone())
         return int(row["id"]) if row else 0
 
     def events_after(
         self, after_id: int, *, to_status: JobState | None = None, limit: int = 1000
     ) -> list[JobEvent]:
+        """History rows with an id above ``after_id`` (optionally only those entering
+        ``to_status``), oldest first."""
         self._check_limit(limit)
         if isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0:
             raise InvalidArgument("after_id must be a non-negative integer")
-        params = {
-            "after_id": after_id,
-            "to_status": JobState(to_status).value if to_status is not None else None,
-            "limit": limit,
-        }
-        rows = self.db.read(lambda c: c.execute(Q["events_after"], params).fetchall())
+        params: dict[str, Any] = {"after_id": after_id, "limit": limit}
+        name = "events_after"
+        if to_status is not None:
+            name, params["to_status"] = "events_after_to_status", JobState(to_status).value
+        rows = self.db.read(lambda c: c.execute(Q[name], params).fetchall())
         return [JobEvent.from_row(r) for r in rows]
 
     # ---------------------------------------------------------------- operators
@@ -419,30 +437,13 @@ class PostgresQueue(PersistentQInterface):
             row = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
             if row is None:
                 raise JobNotFound(job_id)
-            return self._operate(conn, Job.from_row(row), transition, actor, reason, self.clock())
+            job, now = Job.from_row(row), self.clock()
+            refuse_taken_dedupe_key(conn, job, transition)
+            return self._apply(
+                conn, job, operator_move(job, transition, actor, reason, now), actor, now
+            )
 
         return self.db.write(body)
-
-    def _operate(
-        self,
-        conn: Connection,
-        job: Job,
-        transition: Transition,
-        actor: str,
-        reason: str | None,
-        now: float,
-    ) -> Job:
-        if transition is Transition.RESUBMIT and job.dedupe_key is not None:
-            holder = conn.execute(Q["job_by_active_dedupe_key"], vars(job)).fetchone()
-            if holder is not None and holder["id"] != job.id:
-                raise InvalidTransition(
-                    job.id, transition.value, job.status.value,
-                    f"cannot resubmit job {job.id}: active job {holder['id']} holds its"
-                    f" dedupe key {job.dedupe_key!r}",
-                )  # fmt: skip
-        return self._apply(
-            conn, job, operator_move(job, transition, actor, reason, now), actor, now
-        )
 
     def bulk_action(
         self,
@@ -457,7 +458,7 @@ class PostgresQueue(PersistentQInterface):
         sources = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
         if not sources:
             return 0, 0
-        where, params = _filter_sql(JobFilter(tuple(sources), flt.queue, flt.text,
+        where, params = filter_sql(JobFilter(tuple(sources), flt.queue, flt.text,
                                               flt.created_after, flt.created_before))  # fmt: skip
         statement = (
             "SELECT * FROM jobs WHERE " + " AND ".join(where) + " AND id < %(before_id)s"
@@ -477,7 +478,9 @@ class PostgresQueue(PersistentQInterface):
                     last = row["id"]
                     job = Job.from_row(row)
                     try:  # a job that changed meanwhile is skipped; nothing was written
-                        self._operate(conn, job, transition, actor, reason, now)
+                        refuse_taken_dedupe_key(conn, job, transition)
+                        move = operator_move(job, transition, actor, reason, now)
+                        self._apply(conn, job, move, actor, now)
                         done += 1
                     except InvalidTransition:
                         missed += 1
@@ -540,7 +543,9 @@ class PostgresQueue(PersistentQInterface):
             raise InvalidArgument("older_than must not be negative")
         self._check_limit(limit, 1_000_000)
         params = {"finished_before": self.clock() - older_than, "limit": limit}
-        return self.db.write(lambda c: c.execute(Q["done_purge"], params).rowcount)
+        return self.db.write(
+            lambda c: c.execute(Q["done_purge"], params).rowcount, single_statement=True
+        )
 
     # ---------------------------------------------------------------- the one transition
 
@@ -593,7 +598,7 @@ class PostgresQueue(PersistentQInterface):
             "queues": queues,
             "now": self.clock(),
         }
-        self.db.write(lambda c: c.execute(Q["consumer_register"], params))
+        self.db.write(lambda c: c.execute(Q["consumer_register"], params), single_statement=True)
 
     def consumer_heartbeat(
         self,
@@ -614,21 +619,27 @@ class PostgresQueue(PersistentQInterface):
             "jobs_done": jobs_done,
             "jobs_failed": jobs_failed,
         }
-        row = self.db.write(lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone())
+        row = self.db.write(
+            lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone(), single_statement=True
+        )
         return row is not None
 
     def consumer_deregister(self, consumer_id: str) -> None:
         params = {"id": consumer_id, "now": self.clock()}
-        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params))
+        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params), single_statement=True)
 
     def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
         params = {"heartbeat_before": self.clock() - heartbeat_timeout}
-        rows = self.db.write(lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall())
+        rows = self.db.write(
+            lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall(), single_statement=True
+        )
         return [r["id"] for r in rows]
 
     def consumers_purge(self, older_than: float) -> int:
         params = {"heartbeat_before": self.clock() - older_than}
-        return self.db.write(lambda c: c.execute(Q["consumers_purge"], params).rowcount)
+        return self.db.write(
+            lambda c: c.execute(Q["consumers_purge"], params).rowcount, single_statement=True
+        )
 
     def consumers(self) -> list[Consumer]:
         rows = self.db.read(lambda c: c.execute(Q["consumers_all"]).fetchall())
@@ -639,11 +650,14 @@ class PostgresQueue(PersistentQInterface):
     def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
         now = self.clock()
         params = {"name": name, "holder": holder, "now": now, "expires_at": now + ttl}
-        row = self.db.write(lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone())
+        row = self.db.write(
+            lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone(), single_statement=True
+        )
         return row is not None
 
     def leader_resign(self, name: str, holder: str) -> None:
-        self.db.write(lambda c: c.execute(Q["leader_resign"], {"name": name, "holder": holder}))
+        params = {"name": name, "holder": holder}
+        self.db.write(lambda c: c.execute(Q["leader_resign"], params), single_statement=True)
 
     def leader(self, name: str) -> tuple[str, float] | None:
         row = self.db.read(lambda c: c.execute(Q["leader_get"], {"name": name}).fetchone())
@@ -654,109 +668,7 @@ class PostgresQueue(PersistentQInterface):
     # ---------------------------------------------------------------- audit
 
     def doctor(self) -> list[str]:
-        return self.db.read(_audit, snapshot=True)
-
-
-# -------------------------------------------------------------------- helpers
-
-
-def _insert_many(conn: Connection, rows: list[dict[str, Any]], actor: str, now: float) -> list[Job]:
-    params = {
-        "queues": [r["queue"] for r in rows],
-        "datas": [r["data"] for r in rows],
-        "priorities": [r["priority"] for r in rows],
-        "run_ats": [r["run_at"] for r in rows],
-        "max_attempts": [r["max_attempts"] for r in rows],
-        "now": now,
-        "actor": actor,
-    }
-    return [Job.from_row(r) for r in conn.execute(Q["jobs_insert"], params).fetchall()]
-
-
-def _insert_deduped(conn: Connection, values: dict[str, Any], actor: str) -> Job:
-    """Insert a job unless an active job holds its dedupe key; then return that one.
-    Races with a concurrent enqueue of the same key end in one job either way."""
-    for _ in range(3):  # the holder may finish between our insert and our read
-        # Looking first spares an id: a refused INSERT still uses up its sequence value.
-        row = conn.execute(Q["job_by_active_dedupe_key"], values).fetchone()
-        if row is None:
-            row = conn.execute(Q["job_insert_deduped"], {**values, "actor": actor}).fetchone()
-        if row is not None:
-            return Job.from_row(row)
-    raise InvalidTransition(0, "enqueue", "contended", "dedupe key kept changing hands; try again")
-
-
-def _next_run_at(conn: Connection, queues: list[str] | None, now: float) -> float | None:
-    """``now`` if a job is runnable, else when the next pending job comes due (or None)."""
-    if queues is None:
-        if conn.execute(Q["runnable_exists_any_queue"], {"now": now}).fetchone():
-            return now
-        row = conn.execute(Q["next_run_at_any_queue"]).fetchone()
-    else:
-        params = {"now": now, "queues": queues}
-        if conn.execute(Q["runnable_exists_in_queues"], params).fetchone():
-            return now
-        row = conn.execute(Q["next_run_at_in_queues"], params).fetchone()
-    return None if row is None or row["run_at"] is None else float(row["run_at"])
-
-
-def _filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
-    """WHERE fragments (fixed text) and their parameters for a job filter."""
-    where: list[str] = []
-    params: dict[str, Any] = {}
-    if len(flt.statuses) == 1:
-        where.append("status = %(status)s")  # lets the planner walk (status, id) in order
-        params["status"] = JobState(flt.statuses[0]).value
-    elif flt.statuses:
-        where.append("status = ANY(%(statuses)s::pq_job_state[])")
-        params["statuses"] = [JobState(s).value for s in flt.statuses]
-    if flt.queue is not None:
-        where.append("queue = %(queue)s")
-        params["queue"] = flt.queue
-    if flt.text:
-        escaped = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        where.append("(data LIKE %(text)s ESCAPE '\\' OR error LIKE %(text)s ESCAPE '\\')")
-        params["text"] = f"%{escaped}%"
-    if flt.created_after is not None:
-        where.append("created_at >= %(created_after)s")
-        params["created_after"] = float(flt.created_after)
-    if flt.created_before is not None:
-        where.append("created_at < %(created_before)s")
-        params["created_before"] = float(flt.created_before)
-    if not where:
-        where.append("true")
-    return where, params
-
-
-def _audit(conn: Connection) -> list[str]:
-    problems: list[str] = []
-
-    def rows(name: str) -> list[dict[str, Any]]:
-        return conn.execute(Q[name]).fetchall()
-
-    for r in rows("audit_completed_twice"):
-        problems.append(f"job {r['job_id']} was completed {r['n']} times")
-    for r in rows("audit_done_without_event"):
-        problems.append(f"job {r['id']} is done but its history has no completion")
-    for r in rows("audit_status_differs_from_history"):
-        problems.append(f"job {r['id']} is {r['status']} but its history ends in {r['last']}")
-    for r in rows("audit_job_without_history"):
-        problems.append(f"job {r['id']} has no history")
-    for r in rows("audit_lease_mismatch"):
-        problems.append(f"job {r['id']} is {r['status']} with an inconsistent lease")
-    for r in rows("audit_counts"):
-        problems.append(
-            f"count of {r['status']} jobs in queue {r['queue']} is {r['counted']},"
-            f" actually {r['actual']}"
-        )
-    for r in rows("audit_edges"):
-        source, dest = r["from_status"], r["to_status"]
-        edge = (JobState(source) if source else None, JobState(dest))
-        if edge not in ALLOWED_EDGES:
-            problems.append(f"history holds a transition {source} -> {dest} not allowed")
-    for r in rows("audit_active_dedupe_duplicates"):
-        problems.append(f"dedupe key {r['dedupe_key']!r} is held by {r['n']} active jobs")
-    return problems
+        return self.db.read(audit, snapshot=True)
 
 
 assert {JobState.DONE, JobState.PERMANENTLY_FAILED, JobState.CANCELLED} == FINAL_STATES, (

@@ -50,6 +50,9 @@ SELECT pg_notify('pq_jobs', q) FROM unnest(%(queues)s::text[]) AS q;
 -- name: job_get
 SELECT * FROM jobs WHERE id = %(id)s;
 
+-- name: events_for_job
+SELECT * FROM job_events WHERE job_id = %(job_id)s ORDER BY id;
+
 -- name: dedupe_keys_known
 -- Any state: the partial unique index covers active jobs only, so this may scan.
 SELECT DISTINCT dedupe_key FROM jobs WHERE dedupe_key = ANY(%(keys)s::text[]);
@@ -58,13 +61,12 @@ SELECT DISTINCT dedupe_key FROM jobs WHERE dedupe_key = ANY(%(keys)s::text[]);
 SELECT coalesce(max(id), 0) AS id FROM job_events;
 
 -- name: events_after
-SELECT * FROM job_events
- WHERE id > %(after_id)s
-   AND (%(to_status)s::text IS NULL OR to_status = %(to_status)s::text::pq_job_state)
- ORDER BY id LIMIT %(limit)s;
+SELECT * FROM job_events WHERE id > %(after_id)s ORDER BY id LIMIT %(limit)s;
 
--- name: events_for_job
-SELECT * FROM job_events WHERE job_id = %(job_id)s ORDER BY id;
+-- name: events_after_to_status
+SELECT * FROM job_events
+ WHERE id > %(after_id)s AND to_status = %(to_status)s
+ ORDER BY id LIMIT %(limit)s;
 
 -- name: claim_any_queue
 WITH picked AS (
@@ -276,14 +278,18 @@ INSERT INTO job_count_deltas (queue, status, n)
 SELECT queue, status, sum(n) FROM folded GROUP BY queue, status HAVING sum(n) <> 0;
 
 -- name: oldest_runnable_pending
+SELECT min(run_at) AS run_at FROM jobs WHERE status = 'pending' AND run_at <= %(now)s;
+
+-- name: oldest_runnable_pending_for_queue
 SELECT min(run_at) AS run_at FROM jobs
- WHERE status = 'pending' AND run_at <= %(now)s
-   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text);
+ WHERE status = 'pending' AND run_at <= %(now)s AND queue = %(queue)s;
 
 -- name: stalled_count
+SELECT count(*) AS n FROM jobs WHERE status = 'processing' AND lease_expires_at < %(now)s;
+
+-- name: stalled_count_for_queue
 SELECT count(*) AS n FROM jobs
- WHERE status = 'processing' AND lease_expires_at < %(now)s
-   AND (%(queue)s::text IS NULL OR queue = %(queue)s::text);
+ WHERE status = 'processing' AND lease_expires_at < %(now)s AND queue = %(queue)s;
 
 -- name: consumer_register
 INSERT INTO consumers (id, host, pid, queues, started_at, last_heartbeat, state,
