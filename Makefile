@@ -33,10 +33,16 @@ lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff format --check shared services tests bench
 	$(VENV)/bin/mypy
 
+console-admin: setup ## the admin console on http://127.0.0.1:8501 (login required)
+	$(VENV)/bin/pq console admin
+
+console-ops: setup ## the ops console on http://127.0.0.1:8502 (login required)
+	$(VENV)/bin/pq console ops
+
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup run test lint bench clean
+.PHONY: help setup run test lint bench clean console-admin console-ops

@@ -42,6 +42,7 @@ from pqcore.models import (
     Page,
     SettleResult,
     Stats,
+    ThroughputBucket,
 )
 from pqcore.states import JobState, Transition
 
@@ -107,6 +108,7 @@ __all__ = [
     "SettleResult",
     "Stats",
     "StorageError",
+    "ThroughputBucket",
     "Transition",
     "open_queue",
 ]

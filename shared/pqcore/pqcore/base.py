@@ -39,6 +39,7 @@ from pqcore.models import (
     Page,
     SettleResult,
     Stats,
+    ThroughputBucket,
 )
 from pqcore.states import JobState, Transition
 
@@ -177,9 +178,19 @@ class PersistentQInterface(abc.ABC):
 
     @abc.abstractmethod
     def list_jobs(
-        self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
+        self,
+        flt: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+        oldest_first: bool = False,
+        after_id: int | None = None,
     ) -> Page:
-        """Jobs matching the filter, newest first; keyset pagination via ``before_id``."""
+        """Jobs matching the filter, newest first; keyset pagination via ``before_id``.
+
+        ``oldest_first=True`` lists in ascending id order instead; its cursor is passed
+        back as ``after_id``. Never an OFFSET: every page costs the same at any depth.
+        """
 
     @abc.abstractmethod
     def count_jobs(self, flt: JobFilter | None = None) -> int:
@@ -202,6 +213,36 @@ class PersistentQInterface(abc.ABC):
     ) -> list[JobEvent]:
         """History rows with an id above ``after_id`` (optionally only those entering
         ``to_status``), oldest first: lets the manager notice every dead-lettered job."""
+
+    # ---------------------------------------------------------------- console charts
+    # Each is bounded (an index range or the newest ``sample`` rows), so it costs the
+    # same at a million jobs as at a thousand.
+
+    @abc.abstractmethod
+    def queue_names(self) -> list[str]:
+        """Names of the queues that hold jobs, sorted."""
+
+    @abc.abstractmethod
+    def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
+        """Transitions per time bucket from the history, from ``since`` on, oldest first.
+
+        Buckets start at multiples of ``bucket_seconds``; empty buckets are left out.
+        """
+
+    @abc.abstractmethod
+    def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
+        """The most frequent errors (their first 160 characters) among the newest ``sample``
+        failed jobs and the newest ``sample`` dead-lettered jobs, most frequent first."""
+
+    @abc.abstractmethod
+    def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
+        """attempts -> how many of the newest ``sample`` jobs tried at least once made that
+        many attempts (the current attempt count: a resubmit starts it again)."""
+
+    @abc.abstractmethod
+    def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
+        """Seconds from the last start to the finish of the newest ``sample`` done jobs
+        (those a consumer started), newest first."""
 
     # ---------------------------------------------------------------- operators
 

@@ -115,6 +115,16 @@ class Stats:
 
 
 @dataclasses.dataclass(frozen=True)
+class ThroughputBucket:
+    """Transitions recorded in one time bucket ``[start, start + bucket_seconds)``."""
+
+    start: float
+    enqueued: int
+    completed: int  # completed by a consumer or marked done by an operator
+    failed: int  # failed (retry later), dead-lettered or marked failed
+
+
+@dataclasses.dataclass(frozen=True)
 class Consumer:
     id: str
     host: str

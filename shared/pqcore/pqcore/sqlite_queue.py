@@ -24,6 +24,7 @@ from pqcore.models import (
     Page,
     SettleResult,
     Stats,
+    ThroughputBucket,
 )
 from pqcore.states import ALLOWED_EDGES, JobState, Transition, can, target
 
@@ -281,17 +282,27 @@ class SQLiteQueue(PersistentQInterface):
         )
 
     def list_jobs(
-        self, flt: JobFilter | None = None, *, limit: int = 50, before_id: int | None = None
+        self,
+        flt: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+        oldest_first: bool = False,
+        after_id: int | None = None,
     ) -> Page:
         self._check_limit(limit, 1000)
         where, params = _filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < :before_id")
             params["before_id"] = _check_id(before_id)
+        if after_id is not None:
+            where.append("id > :after_id")
+            params["after_id"] = _check_id(after_id)
         statement = (
-            "SELECT * FROM jobs"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY id DESC LIMIT :limit"
+            "SELECT * FROM jobs WHERE "
+            + " AND ".join(where)
+            + (" ORDER BY id ASC" if oldest_first else " ORDER BY id DESC")
+            + " LIMIT :limit"
         )
         params["limit"] = limit + 1
         rows = self.db.query(lambda c: c.execute(statement, params).fetchall())
@@ -333,6 +344,39 @@ class SQLiteQueue(PersistentQInterface):
         }
         rows = self.db.query(lambda c: c.execute(Q["events_after"], params).fetchall())
         return [JobEvent.from_row(r) for r in rows]
+
+    # ---------------------------------------------------------------- console charts
+
+    def queue_names(self) -> list[str]:
+        return [r[0] for r in self.db.query(lambda c: c.execute(Q["queue_names"]).fetchall())]
+
+    def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
+        since = _finite_number(since, "since")
+        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
+            raise InvalidArgument("bucket_seconds must be an integer")
+        if not 1 <= bucket_seconds <= 86_400:
+            raise InvalidArgument("bucket_seconds must be from 1 to 86400")
+        params = {"since": since, "bucket": bucket_seconds}
+        rows = self.db.query(lambda c: c.execute(Q["throughput"], params).fetchall())
+        return [
+            ThroughputBucket(float(r["start"]), r["enqueued"], r["completed"], r["failed"])
+            for r in rows
+        ]
+
+    def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
+        params = {"limit": self._check_limit(limit, 1000), "sample": _check_sample(sample)}
+        rows = self.db.query(lambda c: c.execute(Q["failure_reasons"], params).fetchall())
+        return [(r["reason"], int(r["n"])) for r in rows]
+
+    def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
+        params = {"sample": _check_sample(sample)}
+        rows = self.db.query(lambda c: c.execute(Q["attempts_histogram"], params).fetchall())
+        return {int(r["attempts"]): int(r["n"]) for r in rows}
+
+    def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
+        params = {"sample": _check_sample(sample)}
+        rows = self.db.query(lambda c: c.execute(Q["processing_seconds"], params).fetchall())
+        return [float(r[0]) for r in rows]
 
     # ---------------------------------------------------------------- operators
 
@@ -697,6 +741,18 @@ def _check_id(job_id: object) -> int:
     if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
         raise InvalidArgument(f"job id must be a positive integer, not {job_id!r}")
     return job_id
+
+
+def _check_sample(sample: object) -> int:
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 1_000_000:
+        raise InvalidArgument("sample must be an integer from 1 to 1000000")
+    return sample
+
+
+def _finite_number(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+        raise InvalidArgument(f"{name} must be a number")
+    return float(value)
 
 
 def _check_consumer_id(consumer_id: object) -> None:

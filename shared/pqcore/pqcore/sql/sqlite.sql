@@ -227,3 +227,46 @@ SELECT DISTINCT from_status, to_status FROM job_events;
 SELECT dedupe_key, count(*) AS n FROM jobs
  WHERE dedupe_key IS NOT NULL AND status IN ('pending', 'processing', 'failed')
  GROUP BY dedupe_key HAVING count(*) > 1 LIMIT 20;
+
+-- ---------------------------------------------------------------- console charts
+
+-- name: queue_names
+SELECT queue FROM job_counts GROUP BY queue HAVING sum(n) > 0 ORDER BY queue;
+
+-- name: throughput
+SELECT CAST(at / :bucket AS INTEGER) * :bucket AS start,
+       sum(action = 'enqueue') AS enqueued,
+       sum(action IN ('complete', 'mark_done')) AS completed,
+       sum(action IN ('fail', 'dead_letter', 'mark_failed')) AS failed
+  FROM job_events
+ WHERE at >= :since
+ GROUP BY 1
+ ORDER BY 1;
+
+-- name: failure_reasons
+-- The newest failed and dead-lettered jobs, each walked from (status, id) newest first.
+SELECT reason, count(*) AS n
+  FROM (SELECT substr(error, 1, 160) AS reason FROM
+          (SELECT error, id FROM jobs WHERE status = 'permanently_failed'
+            ORDER BY id DESC LIMIT :sample)
+        UNION ALL
+        SELECT substr(error, 1, 160) FROM
+          (SELECT error, id FROM jobs WHERE status = 'failed'
+            ORDER BY id DESC LIMIT :sample))
+ WHERE reason IS NOT NULL
+ GROUP BY reason
+ ORDER BY n DESC, reason
+ LIMIT :limit;
+
+-- name: attempts_histogram
+-- Jobs never tried (a pending backlog) say nothing about retries: skipped.
+SELECT attempts, count(*) AS n
+  FROM (SELECT attempts FROM jobs WHERE attempts > 0 ORDER BY id DESC LIMIT :sample)
+ GROUP BY attempts
+ ORDER BY attempts;
+
+-- name: processing_seconds
+SELECT finished_at - started_at AS seconds FROM jobs
+ WHERE status = 'done' AND started_at IS NOT NULL AND finished_at >= started_at
+ ORDER BY id DESC
+ LIMIT :sample;

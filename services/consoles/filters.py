@@ -1,0 +1,101 @@
+"""Turning what a person typed into validated values for pqcore (never into SQL).
+
+pqcore passes every value as a query parameter; these checks exist so a mistake
+gets one clear message instead of an empty page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+from pqcore import JobFilter, JobState
+from pqcore.base import QUEUE_NAME
+
+MAX_SEARCH = 200
+TIME_RANGES: dict[str, float | None] = {
+    "any time": None,
+    "last 15 minutes": 15 * 60,
+    "last hour": 3600,
+    "last 24 hours": 86_400,
+    "last 7 days": 7 * 86_400,
+    "custom": None,
+}
+_ID = re.compile(r"^#?\s*(\d{1,18})$")
+
+
+class InputError(ValueError):
+    """Input a person can correct; the message says how."""
+
+
+def parse_job_id(text: str) -> int:
+    match = _ID.match(text.strip())
+    if not match or int(match.group(1)) < 1:
+        raise InputError(f"{text.strip()[:40]!r} is not a job id (a positive whole number)")
+    return int(match.group(1))
+
+
+def clean_search(text: str) -> str | None:
+    """Search text: trimmed, at most 200 characters, no control characters."""
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) > MAX_SEARCH:
+        raise InputError(f"search text is longer than {MAX_SEARCH} characters")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InputError("search text contains control characters")
+    return text
+
+
+def clean_reason(text: str) -> str | None:
+    text = text.strip()
+    if len(text) > 500:
+        raise InputError("the reason is longer than 500 characters")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InputError("the reason contains control characters")
+    return text or None
+
+
+def build_filter(
+    statuses: list[str],
+    queue: str | None,
+    text: str,
+    time_range: str,
+    now: float,
+    custom: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+) -> JobFilter:
+    states = tuple(JobState(s) for s in statuses)
+    if queue is not None and not QUEUE_NAME.match(queue):
+        raise InputError(f"invalid queue name {queue!r}")
+    if time_range not in TIME_RANGES:
+        raise InputError(f"unknown time range {time_range!r}")
+    after = before = None
+    if time_range == "custom":
+        start, end = custom
+        after = start.replace(tzinfo=dt.UTC).timestamp() if start else None
+        before = end.replace(tzinfo=dt.UTC).timestamp() if end else None
+        if after is not None and before is not None and after >= before:
+            raise InputError("the time range ends before it starts")
+    elif TIME_RANGES[time_range] is not None:
+        after = now - float(TIME_RANGES[time_range] or 0)
+    return JobFilter(
+        statuses=states,
+        queue=queue,
+        text=clean_search(text),
+        created_after=after,
+        created_before=before,
+    )
+
+
+def describe(flt: JobFilter) -> str:
+    parts = []
+    if flt.statuses:
+        parts.append("status " + " or ".join(s.value for s in flt.statuses))
+    if flt.queue:
+        parts.append(f"queue {flt.queue}")
+    if flt.text:
+        parts.append(f"containing {flt.text!r}")
+    if flt.created_after or flt.created_before:
+        parts.append("in the chosen time range")
+    return ", ".join(parts) or "all jobs"

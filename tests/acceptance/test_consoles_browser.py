@@ -1,0 +1,250 @@
+"""Both consoles served by `pq console` (streamlit run) and driven by Debian's Chromium.
+
+Logs in, checks the counts against the seeded queue, resubmits a dead job through
+the admin console and checks the database and the job's history; saves screenshots
+to tests/artifacts/consoles/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pqcore import JobState, open_queue
+from tests.conftest import ROOT, pq_command, require
+from tests.consoles.seeding import PASSWORDS, Seeded, seeded_database, write_users
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "tests" / "artifacts" / "consoles"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+STARTUP_SECONDS = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"console exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"console did not answer on {url} within {STARTUP_SECONDS}s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Seeded]:
+    directory = tmp_path_factory.mktemp("consoles")
+    db, ids = seeded_database(directory)
+    return db, write_users(directory / "users.json"), ids
+
+
+@pytest.fixture(scope="module")
+def consoles(seeded: tuple[Path, Path, Seeded]) -> Iterator[dict[str, str]]:
+    db, users, _ = seeded
+    env = {**os.environ, "PQ_CONSOLE_USERS": str(users), "PQ_CONSOLE_REFRESH_SECONDS": "2"}
+    started: list[subprocess.Popen[bytes]] = []
+    urls = {}
+    try:
+        for name in ("admin", "ops"):
+            port = free_port()
+            log = db.parent / f"{name}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    [*pq_command(), "console", name, "--port", str(port),
+                     "--address", "127.0.0.1", "--db", str(db)],
+                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=db.parent,
+                )  # fmt: skip
+            started.append(process)
+            urls[name] = f"http://127.0.0.1:{port}"
+            wait_healthy(urls[name], process, log)
+        yield urls
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (apt install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield instance
+        instance.close()
+
+
+def log_in(page, url: str, user: str, password: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(url, wait_until="domcontentloaded")
+    page.get_by_label("User", exact=True).fill(user)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def metric(page, label: str) -> str:  # type: ignore[no-untyped-def]
+    box = page.locator('[data-testid="stMetric"]', has_text=label).first
+    box.wait_for(timeout=20_000)
+    return str(box.locator('[data-testid="stMetricValue"]').inner_text()).strip()
+
+
+def test_admin_console_login_counts_and_resubmit(
+    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+) -> None:  # type: ignore[no-untyped-def]
+    db, _, ids = seeded
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.set_default_timeout(20_000)
+
+    page.goto(consoles["admin"], wait_until="domcontentloaded")
+    page.get_by_role("button", name="Log in").wait_for()
+    page.get_by_label("Password", exact=True).wait_for()
+    page.wait_for_timeout(500)  # fonts and labels settle for the screenshot
+    page.screenshot(path=str(ARTIFACTS / "admin-login.png"))
+    assert page.locator('[data-testid="stMetric"]').count() == 0  # nothing before login
+
+    log_in(page, consoles["admin"], "alice", "wrong password")
+    page.get_by_text("Wrong user name or password").wait_for()
+
+    log_in(page, consoles["admin"], "alice", PASSWORDS["alice"])
+    with open_queue(str(db), create=False) as queue:
+        counts = queue.stats().counts
+    assert metric(page, "Dead letter") == str(counts["permanently_failed"]) == "3"
+    assert metric(page, "Done") == str(counts["done"])
+    assert metric(page, "Pending") == str(counts["pending"])
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()  # a canvas grid: no DOM text
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "admin-jobs.png"), full_page=True)
+
+    page.get_by_role("link", name=re.compile("Dead letter")).click()
+    page.get_by_text("Dead-letter queue").first.wait_for()
+    page.get_by_text("ValueError: malformed record").first.wait_for()  # top errors list
+    page.locator('[data-testid="stDataFrame"]').first.wait_for()
+    page.wait_for_timeout(1000)
+    page.screenshot(path=str(ARTIFACTS / "admin-dead-letter.png"), full_page=True)
+
+    page.get_by_role("link", name=re.compile("Statistics")).click()
+    page.get_by_text("Top failure reasons").wait_for()
+    page.locator('[data-testid="stVegaLiteChart"]').first.wait_for()
+    page.wait_for_timeout(1500)  # let the charts finish drawing for the screenshot
+    page.screenshot(path=str(ARTIFACTS / "admin-statistics.png"), full_page=True)
+
+    victim = ids.dead[0]
+    page.get_by_role("link", name=re.compile("Job by id")).click()
+    box = page.get_by_label("Job id")
+    box.fill(str(victim))
+    box.press("Enter")
+    page.get_by_text(f"Job {victim} — dead letter").wait_for()
+    page.get_by_label("Reason (recorded in the history)").fill("redrive after the fix")
+    page.get_by_role("button", name="Resubmit").click()
+    page.get_by_text(f"Job {victim}: resubmit → pending").wait_for()
+    page.get_by_text(f"Job {victim} — pending").wait_for()
+    page.screenshot(path=str(ARTIFACTS / "admin-job-resubmitted.png"), full_page=True)
+
+    with open_queue(str(db), create=False) as queue:
+        assert queue.get(victim).status is JobState.PENDING
+        last = queue.history(victim)[-1]
+    assert (last.action, last.actor, last.detail) == ("resubmit", "alice", "redrive after the fix")
+    page.close()
+
+
+def test_ops_console_live_view_and_consumers(
+    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+) -> None:  # type: ignore[no-untyped-def]
+    db, _, _ = seeded
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.set_default_timeout(20_000)
+    log_in(page, consoles["ops"], "bob", PASSWORDS["bob"])
+    page.get_by_text("Consumers").first.wait_for()
+    # The grid draws on a canvas; its accessible table holds the cell texts.
+    dead_row = page.locator('[role="row"]', has_text="worker-b").first
+    dead_row.wait_for(state="attached")
+    assert dead_row.locator('[role="gridcell"]', has_text=re.compile("^DEAD$")).count() == 1
+    live_row = page.locator('[role="row"]', has_text="worker-a").first
+    assert live_row.locator('[role="gridcell"]', has_text=re.compile("^DEAD$")).count() == 0
+    assert live_row.locator('[role="gridcell"]', has_text="host-a").count() == 1
+
+    # The view refreshes itself: a job enqueued now shows up without any click.
+    with open_queue(str(db), create=False) as queue:
+        before = queue.stats().counts["pending"]
+        queue.enqueue("jobs/live.txt")
+    deadline = time.monotonic() + 30
+    while metric(page, "Pending") != str(before + 1):
+        assert time.monotonic() < deadline, "the ops console did not refresh by itself"
+        page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "ops-live.png"), full_page=True)
+
+    # The user's place survives the refreshes: a job looked up below stays open.
+    box = page.get_by_label("Job id")
+    box.fill(str(seeded[2].dead[1]))
+    box.press("Enter")
+    heading = page.get_by_text(f"Job {seeded[2].dead[1]} — dead letter")
+    heading.wait_for()
+    with open_queue(str(db), create=False) as queue:
+        queue.enqueue("jobs/live-2.txt")
+    deadline = time.monotonic() + 30
+    while metric(page, "Pending") != str(before + 2):
+        assert time.monotonic() < deadline, "the ops console stopped refreshing"
+        page.wait_for_timeout(300)
+    assert heading.is_visible() and box.input_value() == str(seeded[2].dead[1])
+    page.screenshot(path=str(ARTIFACTS / "ops-live-with-job.png"), full_page=True)
+    page.close()
+
+
+def test_without_users_the_console_asks_for_a_printed_one_time_password(
+    browser, seeded: tuple[Path, Path, Seeded], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    db, _, _ = seeded
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PQ_CONSOLE_")}
+    port, log = free_port(), tmp_path / "ops.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [*pq_command(), "console", "ops", "--port", str(port), "--db", str(db)],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_healthy(url, process, log)
+        match = re.search(r"one-time password: (\S+)", log.read_text())
+        assert match, log.read_text()
+        page = browser.new_page(viewport={"width": 1500, "height": 1300})
+        page.set_default_timeout(20_000)
+        log_in(page, url, "admin", "admin")
+        page.get_by_text("Wrong user name or password").wait_for()
+        log_in(page, url, "admin", match.group(1))
+        assert metric(page, "Dead letter").isdigit()
+        page.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

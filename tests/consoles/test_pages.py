@@ -1,0 +1,147 @@
+"""What each page shows: the browser's filters and keyset paging, statistics, the ops view."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import pyarrow as pa
+
+from pqcore import EnqueueRequest, PersistentQInterface
+from tests.consoles.conftest import logged_in
+from tests.consoles.seeding import Seeded
+
+Inspect = Callable[[], PersistentQInterface]
+
+
+def shown_ids(at) -> list[int]:  # type: ignore[no-untyped-def]
+    return [int(i) for i in at.dataframe[0].value["id"]]
+
+
+def test_browser_pages_through_every_job_once(
+    console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
+    with inspect_queue() as queue:
+        queue.enqueue_many(EnqueueRequest(f"bulk/{n}.txt") for n in range(50))
+        total = queue.stats().total
+    at = logged_in("admin", "alice")
+    at.selectbox(key="jobs_size").set_value(25).run()
+    seen: list[int] = []
+    for page in range(1, 4):
+        assert f"page {page}" in at.caption[0].value
+        seen += shown_ids(at)
+        if page < 3:
+            at.button(key="jobs_next").click().run()
+    assert at.button(key="jobs_next").disabled
+    assert seen == sorted(seen, reverse=True) and len(set(seen)) == len(seen) == total
+    at.button(key="jobs_prev").click().run()
+    assert shown_ids(at) == seen[25:50]
+    at.selectbox(key="jobs_sort").set_value("oldest first").run()
+    assert "page 1" in at.caption[0].value  # a new order starts from the first page
+    assert shown_ids(at) == sorted(seen)[:25]
+
+
+def test_browser_filters_by_status_queue_and_text(console_env, seeded: Seeded) -> None:
+    at = logged_in("admin", "alice")
+    at.multiselect(key="jobs_status").set_value(["failed", "permanently_failed"]).run()
+    assert sorted(shown_ids(at)) == sorted(seeded.failed + seeded.dead)
+    at.text_input(key="jobs_text").input("Timeout").run()
+    assert sorted(shown_ids(at)) == sorted(seeded.failed)
+    at.text_input(key="jobs_text").input("").run()
+    at.selectbox(key="jobs_queue").set_value("emails").run()
+    frame = at.dataframe[0].value
+    assert set(frame["queue"]) == {"emails"} and len(frame) > 0
+    at.text_input(key="jobs_text").input("50%_off").run()  # LIKE wildcards are literal
+    assert "No jobs match." in at.info[0].value
+
+
+def test_browser_time_range_filter(console_env, seeded: Seeded, inspect_queue: Inspect) -> None:
+    at = logged_in("admin", "alice")
+    at.selectbox(key="jobs_time").set_value("last 15 minutes").run()
+    assert len(shown_ids(at)) == 14  # all seeded just now
+    at.selectbox(key="jobs_time").set_value("custom").run()
+    start = at.get("datetime_input")[0]
+    assert start is not None and not at.exception
+
+
+def test_browser_rejects_bad_search_text(console_env, seeded: Seeded) -> None:
+    at = logged_in("admin", "alice")
+    at.text_input(key="jobs_text").input("tab\there").run()
+    assert "control characters" in at.error[0].value
+    assert len(at.dataframe) == 0
+
+
+def test_job_opened_from_the_page_shows_its_history(console_env, seeded: Seeded) -> None:
+    at = logged_in("admin", "alice")
+    at.selectbox(key="jobs_open").set_value(seeded.dead[0]).run()
+    assert at.subheader[0].value == f"Job {seeded.dead[0]} — dead letter"
+    history = at.dataframe[2].value
+    assert list(history["action"]) == ["enqueue", "claim", "dead_letter"]
+    assert list(history["by"]) == ["producer", "worker-a", "worker-a"]
+    fields = dict(zip(at.dataframe[1].value["field"], at.dataframe[1].value["value"], strict=True))
+    assert "lease_token" not in fields and fields["error"] == "ValueError: malformed record"
+
+
+def test_statistics_page_draws_every_chart(console_env, seeded: Seeded) -> None:
+    at = logged_in("admin", "alice")
+    at.switch_page("views/admin_statistics.py").run()
+    assert not at.exception and not at.error
+    assert [s.value for s in at.subheader] == [
+        "Jobs by status", "Throughput", "Attempts (newest 10,000 jobs tried)",
+        "Processing time (newest 10,000 done)",
+        "Top failure reasons (newest 10,000 failed and dead jobs)",
+    ]  # fmt: skip
+    charts = [chart_data(c) for c in at.get("vega_lite_chart")]
+    assert len(charts) == 5
+    by_status, throughput, attempts, durations, reasons = charts
+    assert dict(zip(by_status["status"], by_status["jobs"], strict=True)) == {
+        "pending": 3, "processing": 1, "done": 4, "failed (retrying)": 2, "dead letter": 3,
+        "cancelled": 1,
+    }  # fmt: skip
+    totals = throughput.groupby("kind")["jobs"].sum().to_dict()
+    assert totals == {"enqueued": 14, "completed": 4, "failed": 5}
+    assert dict(zip(attempts["attempts"], attempts["jobs"], strict=True)) == {1: 10}
+    assert durations["jobs"].sum() == 4 and len(durations) == 40
+    assert {m.label: m.value for m in at.metric}["jobs measured"] == "4"
+    assert dict(zip(reasons["reason"], reasons["jobs"], strict=True)) == {
+        "ValueError: malformed record": 3, "TimeoutError: upstream slow": 2,
+    }  # fmt: skip
+
+
+def chart_data(chart) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+    """The rows a Vega-Lite chart was drawn from (Streamlit ships them as Arrow)."""
+    [dataset] = chart.proto.datasets
+    return pa.ipc.open_stream(dataset.data.data).read_all().to_pandas()
+
+
+def test_dead_letter_page_lists_only_dead_jobs(console_env, seeded: Seeded) -> None:
+    at = logged_in("admin", "alice")
+    at.switch_page("views/admin_dead_letter.py").run()
+    assert sorted(shown_ids(at)) == sorted(seeded.dead)
+    assert {m.label: m.value for m in at.metric}["Dead-lettered jobs"] == "3"
+
+
+def test_ops_live_view_counts_and_consumers(console_env, seeded: Seeded) -> None:
+    at = logged_in("ops", "bob")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Pending"] == "3" and metrics["Dead letter"] == "3"
+    assert metrics["Processing"] == "1" and metrics["Enqueued, last 60 s"] == "14"
+    consumers = at.dataframe[-1].value
+    rows = {r["consumer"]: r for r in consumers.to_dict("records")}
+    assert rows["worker-b"]["flag"] == "DEAD" and rows["worker-a"]["flag"] == ""
+    assert rows["worker-a"]["host"] == "host-a" and rows["worker-a"]["pid"] == 101
+    assert rows["worker-a"]["current job"] == str(seeded.processing[0])
+    assert rows["worker-a"]["jobs done"] == 4
+
+
+def test_ops_live_view_flags_stalled_jobs(
+    console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
+    with inspect_queue() as queue:
+        queue.enqueue("will stall")
+        [held] = queue.claim("worker-z", lease_seconds=0.001)  # lapses before the page reads
+    at = logged_in("ops", "bob")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Stalled"] == "1"
+    stalled = at.dataframe[0].value
+    assert list(stalled["id"]) == [held.id] and list(stalled["consumer"]) == ["worker-z"]
