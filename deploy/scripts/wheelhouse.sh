@@ -6,12 +6,18 @@
 #
 # The host's Python must match the image's (bookworm's 3.11 for the local base image):
 # compiled wheels (psycopg-binary, numpy, pandas, pyarrow) are chosen for the host's ABI.
-# PYTHON (default .venv/bin/python, else python3) selects it.
+# PYTHON (default .venv/bin/python, else python3) selects it. --force rebuilds.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 DEST=deploy/docker/wheelhouse
+# The wheels depend only on the dependency lists and the Python: same key, nothing to do.
+key=$(cat pyproject.toml shared/pqcore/pyproject.toml <("$PYTHON" -VV) | sha256sum | cut -c1-16)
+if [ "$(cat "$DEST/.key" 2>/dev/null)" = "$key" ] && [ "${1:-}" != "--force" ]; then
+    echo "wheelhouse: up to date ($DEST)" >&2
+    exit 0
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -32,5 +38,6 @@ for role in services consoles; do
     find "$DEST/$role" -name '*.whl' -delete
     mv "$tmp/$role"/*.whl "$DEST/$role/"
 done
+echo "$key" >"$DEST/.key"
 echo "wheelhouse: $(find "$DEST/services" -name '*.whl' | wc -l) service wheels," \
     "$(find "$DEST/consoles" -name '*.whl' | wc -l) console wheels in $DEST" >&2
