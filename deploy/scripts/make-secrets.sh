@@ -20,7 +20,9 @@ hash_password() { # reads the password on stdin, prints its hash
     elif command -v pq >/dev/null; then
         pq console hash-password --password-stdin
     else # no local pq: hash with the consoles image (builds it on first use)
-        docker compose run --rm -T --no-deps admin pq console hash-password --password-stdin
+        local compose=(docker compose)
+        docker compose version >/dev/null 2>&1 || compose=(docker-compose)
+        "${compose[@]}" run --rm -T --no-deps admin pq console hash-password --password-stdin
     fi
 }
 random_password() { head -c 18 /dev/urandom | base64 | tr -d '/+=' | cut -c1-20; }

@@ -25,7 +25,7 @@ from tests.conftest import ROOT, require
 
 SCRIPTS = ROOT / "deploy" / "scripts"
 TEST_OVERRIDE = Path(__file__).with_name("compose.test.yaml")
-IMAGE_PREFIX = "pq-ci-test"
+IMAGE_PREFIX = os.environ.get("PQ_CI_IMAGE_PREFIX", "pq-ci-test")
 PQ_SERVICES = ("producer", "consumer", "manager", "admin")
 
 # Run inside a pq container: every job with its history, and the consumers table, as JSON.
