@@ -57,7 +57,29 @@ def sqlite_backend(tmp_path: Path) -> Iterator[BackendHandle]:
         queue.close()
 
 
+@contextmanager
+def postgresql_backend(tmp_path: Path) -> Iterator[BackendHandle]:
+    """A fresh database on the session's throwaway PostgreSQL cluster (tests/pg.py)."""
+    from pqcore.pg_queue import PostgresQueue
+    from tests.pg import cluster
+
+    opened: list[PersistentQInterface] = []
+    with cluster().database() as url:
+
+        def make(clock: Callable[[], float] | None = None, **settings: Any) -> PersistentQInterface:
+            queue = PostgresQueue(url, QueueSettings(db=url, **settings), clock=clock)
+            opened.append(queue)
+            return queue
+
+        try:
+            yield BackendHandle("postgresql", url, make)
+        finally:
+            for queue in opened:
+                queue.close()
+
+
 # name -> context manager factory taking the test's tmp_path
 BACKENDS: dict[str, Callable[[Path], AbstractContextManager[BackendHandle]]] = {
     "sqlite": sqlite_backend,
+    "postgresql": postgresql_backend,
 }

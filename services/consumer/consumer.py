@@ -153,7 +153,7 @@ class Consumer:
             if stopping:
                 return
             if not claimed:
-                self.queue.wait_for_jobs(IDLE_WAIT_SECONDS, self.settings.queues)
+                self._idle()
                 continue
             job = claimed[0]
             metrics.JOBS_CLAIMED.labels(queue=job.queue).inc()
@@ -165,6 +165,14 @@ class Consumer:
                 job.data,
             )
             finished = self._process(job)
+
+    def _idle(self) -> None:
+        """Block until a job may be claimable (pqcore's wait, no busy loop), briefly."""
+        try:
+            self.queue.wait_for_jobs(IDLE_WAIT_SECONDS, self.settings.queues)
+        except StorageError as error:
+            logger.warning("database error while waiting for jobs: {}", error)
+            self.stop.wait(1.0)
 
     def _settle_and_claim(
         self, finished: tuple[HeldJob, Outcome] | None, *, limit: int

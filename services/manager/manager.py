@@ -59,8 +59,6 @@ class ManagerSettings:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
-        if self.leader_ttl <= self.loop_seconds:
-            raise ValueError("leader-ttl must exceed the loop period")
 
     @property
     def loop_seconds(self) -> float:

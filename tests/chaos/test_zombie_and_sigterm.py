@@ -59,6 +59,35 @@ def test_zombie_consumer_late_completion_is_rejected(system: System) -> None:
     assert audit(system).problems == []
 
 
+@pytest.mark.slow
+def test_zombie_completion_after_a_stall_rescue_is_rejected(system: System) -> None:
+    """The zombie's lease outlives the freeze (no heartbeat is due when it wakes), the
+    manager took the job back by stall timeout: the zombie finishes its work and its
+    *completion* is what the fence rejects."""
+    system.start("manager", *MANAGER_ARGS, "--stall-timeout", 1)
+    zombie = system.start("consumer", "--work-min", 2, "--work-max", 2, "--lease", 60)
+    job_id = enqueue_file(system, "job-zombie.txt")
+    wait_for(lambda: holder_pid(system, job_id) == zombie.pid, 30, "the zombie to claim the job")
+    zombie.signal(signal.SIGSTOP)
+    wait_for(
+        lambda: any(e.action == "rescue" for e in system.queue.history(job_id)),
+        30,
+        "the manager to rescue the stalled job",
+    )
+    system.start("consumer", "--work-min", 0, "--work-max", 0)
+    wait_for(lambda: system.queue.get(job_id).status is JobState.DONE, 30, "another consumer")
+    zombie.signal(signal.SIGCONT)
+    wait_for(
+        lambda: f"lease lost job={job_id} attempt=1 (done rejected)" in zombie.text(),
+        30,
+        "the zombie's completion to be rejected",
+    )
+    assert completion_lines(system.jobs_dir / "job-zombie.txt") == [job_id]
+    assert [e.to_status for e in system.queue.history(job_id)].count(JobState.DONE) == 1
+    system.stop_all(signal.SIGTERM)
+    assert audit(system).problems == []
+
+
 def sigterm_mid_job(system: System, *consumer_args: str | float, payload: str) -> tuple[int, float]:
     """Start a consumer, SIGTERM it while it holds the job; returns (job id, seconds the
     consumer took to exit)."""

@@ -30,5 +30,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def queue(make_queue: QueueMaker, clock: FakeClock) -> PersistentQInterface:
-    return make_queue(clock=clock)
+def queue(make_queue: QueueMaker, clock: FakeClock) -> Iterator[PersistentQInterface]:
+    """A queue on the fake clock. Whatever a test did, the storage must audit clean after."""
+    queue = make_queue(clock=clock)
+    yield queue
+    assert queue.doctor() == []

@@ -10,6 +10,7 @@ import dataclasses
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -35,6 +36,12 @@ def wait_for(condition: Callable[[], T], timeout: float, what: str, interval: fl
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @dataclasses.dataclass

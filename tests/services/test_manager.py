@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import threading
 import urllib.request
 
@@ -11,7 +10,7 @@ from pqcore import JobState
 from services.manager.events import EventBus, EventKind, ManagerEvent
 from services.manager.manager import Manager, ManagerSettings
 from tests.backends import BackendHandle, FakeClock
-from tests.services.system import System, pid_of, wait_for
+from tests.services.system import System, free_port, pid_of, wait_for
 
 FAST = ("--rescue-interval", 0.2, "--check-interval", 0.5, "--leader-ttl", 2)
 
@@ -56,12 +55,6 @@ def test_manager_rescues_expired_and_stalled_jobs_and_schedules_retries(
         assert queue.get(job_id).status is JobState.PENDING
     detail = next(e.detail for e in queue.history(stalled) if e.action == "rescue") or ""
     assert "processing longer than 1s" in detail
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, VENV_BIN
-from tests.services.system import wait_for
+from tests.services.system import free_port, wait_for
 
 QUEUE_PROGRAMS = ("consumer:consumer-0", "consumer:consumer-1", "manager", "producer")
 
@@ -30,6 +30,16 @@ def program_states(ctl: list[str], env: dict[str, str]) -> dict[str, str]:
         if len(parts) >= 2:
             states[parts[0]] = parts[1]
     return states
+
+
+def program_pids(ctl: list[str], env: dict[str, str]) -> dict[str, int]:
+    result = subprocess.run([*ctl, "status"], capture_output=True, text=True, env=env, timeout=30)
+    pids = {}
+    for line in result.stdout.splitlines():
+        parts = line.replace(",", " ").split()
+        if len(parts) >= 4 and parts[1] == "RUNNING" and parts[2] == "pid":
+            pids[parts[0]] = int(parts[3])
+    return pids
 
 
 @pytest.mark.slow
@@ -49,6 +59,8 @@ def test_the_readme_run_command_brings_up_the_system(tmp_path: Path) -> None:
         PQ_MANAGER_METRICS_PORT="0",
         PQ_PRODUCER_METRICS_PORT="0",
         PQ_CONSUMER_METRICS_PORT_BASE="0",
+        PQ_ADMIN_CONSOLE_PORT=str(free_port()),
+        PQ_OPS_CONSOLE_PORT=str(free_port()),
     )
     ctl = [str(VENV_BIN / "supervisorctl"), "-c", str(conf)]
     supervisord = subprocess.Popen(
@@ -88,6 +100,15 @@ def test_the_readme_run_command_brings_up_the_system(tmp_path: Path) -> None:
         assert "completed job=" in (tmp_path / "logs" / "consumer.log").read_text()
         assert (tmp_path / "logs" / "manager.log").exists()
         assert (tmp_path / "logs" / "supervisor-consumer-1.log").exists()
+
+        # autorestart: a SIGKILLed consumer comes back with a new pid.
+        killed = program_pids(ctl, env)["consumer:consumer-0"]
+        os.kill(killed, signal.SIGKILL)
+        wait_for(
+            lambda: program_pids(ctl, env).get("consumer:consumer-0", killed) != killed,
+            60,
+            "supervisor to restart the killed consumer",
+        )
 
         restart = subprocess.run(
             [*ctl, "restart", "consumer:*"], capture_output=True, text=True, env=env, timeout=120

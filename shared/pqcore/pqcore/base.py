@@ -399,7 +399,9 @@ class PersistentQInterface(abc.ABC):
                 raise InvalidArgument("dedupe key must be non-empty text")
             if len(request.dedupe_key) > MAX_DEDUPE_KEY:
                 raise InvalidArgument(f"dedupe key is longer than {MAX_DEDUPE_KEY} characters")
-        max_attempts = request.max_attempts or self.settings.max_attempts
+        max_attempts = request.max_attempts
+        if max_attempts is None:  # not `or`: an explicit 0 is an error, not the default
+            max_attempts = self.settings.max_attempts
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise InvalidArgument("max_attempts must be an integer")
         if not 1 <= max_attempts <= 1000:
@@ -421,9 +423,9 @@ class PersistentQInterface(abc.ABC):
         return value
 
     @staticmethod
-    def _check_limit(limit: int, maximum: int = MAX_BATCH) -> int:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 0 <= limit <= maximum:
-            raise InvalidArgument(f"limit must be an integer from 0 to {maximum}")
+    def _check_limit(limit: int, maximum: int = MAX_BATCH, minimum: int = 0) -> int:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not minimum <= limit <= maximum:
+            raise InvalidArgument(f"limit must be an integer from {minimum} to {maximum}")
         return limit
 
     @staticmethod

@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from pqcore import open_queue
 from pqcore.base import OPERATOR_ACTIONS, PersistentQInterface, default_actor
@@ -44,8 +44,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """Bad arguments get one line on stderr (with a pointer to --help), not the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="pq", description="pq: a persistent job queue that does not lose work."
     )
     parser.add_argument(

@@ -28,6 +28,8 @@ class QueueSettings:
     sqlite_synchronous: str = "FULL"
     busy_timeout_ms: int = 5000
     busy_retries: int = 8  # extra attempts of a whole transaction after SQLITE_BUSY
+    # PostgreSQL: connections each process keeps at most (its threads share them).
+    pg_pool_size: int = 4
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0:
@@ -40,6 +42,8 @@ class QueueSettings:
             raise InvalidArgument("backoff needs 0 <= base <= cap")
         if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise InvalidArgument("sqlite_synchronous must be FULL, NORMAL, EXTRA or OFF")
+        if self.pg_pool_size < 1:
+            raise InvalidArgument("pg_pool_size must be at least 1")
         if self.busy_timeout_ms < 0 or self.busy_retries < 0:
             raise InvalidArgument("busy_timeout_ms and busy_retries must not be negative")
 

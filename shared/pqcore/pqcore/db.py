@@ -66,6 +66,13 @@ def translate(error: sqlite3.Error, path: str) -> StorageError:
     if code == SQLITE_CORRUPT or "malformed" in message:
         return DatabaseCorrupt(f"database {path} is corrupt: {message}")
     if code == SQLITE_CANTOPEN or "unable to open" in message:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isfile(path) and not os.access(folder, os.W_OK):
+            # A WAL database needs its -wal and -shm files beside it.
+            return DatabaseReadOnly(
+                f"database {path} is in a read-only directory (SQLite must create its -wal"
+                " and -shm files there); nothing was changed"
+            )
         return DatabaseUnavailable(f"cannot open database {path}: {message}")
     return StorageError(f"database {path}: {message}")
 
@@ -82,7 +89,7 @@ class SQLiteDatabase:
         self.path = sqlite_path(url_or_path)
         self.settings = settings
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[int, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         if self.path != ":memory:":
             self._prepare_file(create)
@@ -131,7 +138,7 @@ class SQLiteDatabase:
             conn.close()
             raise translate(error, self.path) from None
         with self._all_lock:
-            self._all.append(conn)
+            self._all.append((os.getpid(), conn))
         return conn
 
     def _apply_pragmas(self, conn: sqlite3.Connection) -> None:
@@ -145,9 +152,13 @@ class SQLiteDatabase:
         conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
+        # A connection inherited across fork belongs to the parent: closing it here could
+        # checkpoint and unlink the WAL under the parent's feet, so only ours are closed.
         with self._all_lock:
             conns, self._all = self._all, []
-        for conn in conns:
+        for pid, conn in conns:
+            if pid != os.getpid():
+                continue
             try:
                 conn.close()
             except sqlite3.Error:
@@ -215,7 +226,6 @@ class SQLiteDatabase:
     def migrate(self) -> None:
         migrations = sql.load_migrations("sqlite")
         latest = migrations[-1][0]
-        conn = self.connection()
         current = self.query(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
         if current > latest:
             raise SchemaTooNew(
@@ -232,7 +242,6 @@ class SQLiteDatabase:
                         c.execute(statement)
                     c.execute(f"PRAGMA user_version = {number}")
 
-        del conn
         self.write(apply)
 
 

@@ -62,6 +62,10 @@ class LeaseLost(Conflict):
         super().__init__(job_id, message or f"lease on job {job_id} is no longer held")
 
 
+class MigrationRefused(PQError):
+    """pq migrate-backend refused to copy: the source is in use or the target is not empty."""
+
+
 class StorageError(PQError):
     """The database could not be used."""
 

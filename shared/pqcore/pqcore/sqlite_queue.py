@@ -9,8 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pqcore import sql
-from pqcore.backoff import retry_delay
-from pqcore.base import PersistentQInterface, clip_error
+from pqcore.base import PersistentQInterface
 from pqcore.config import QueueSettings
 from pqcore.db import SQLiteDatabase
 from pqcore.exceptions import InvalidArgument, InvalidTransition, JobNotFound, LeaseLost
@@ -26,6 +25,18 @@ from pqcore.models import (
     Stats,
     ThroughputBucket,
 )
+from pqcore.policy import (
+    Move,
+    operator_move,
+    out_of_attempts_move,
+    outcome_move,
+    rescue_move,
+    retry_move,
+)
+from pqcore.policy import check_consumer_id as _check_consumer_id
+from pqcore.policy import check_id as _check_id
+from pqcore.policy import check_operator as _check_operator
+from pqcore.policy import event_row as _event
 from pqcore.states import ALLOWED_EDGES, JobState, Transition, can, target
 
 Q = sql.load("sqlite")
@@ -158,42 +169,7 @@ class SQLiteQueue(PersistentQInterface):
         row = self._held(conn, outcome.job_id, outcome.lease_token)
         job = Job.from_row(row)
         actor = actor or job.consumer_id or "consumer"
-        if outcome.kind == "done":
-            return self._move(
-                conn, job, Transition.COMPLETE, actor, now, token=outcome.lease_token, error=None
-            )
-        if outcome.kind == "release":
-            return self._move(
-                conn,
-                job,
-                Transition.RELEASE,
-                actor,
-                now,
-                token=outcome.lease_token,
-                detail=outcome.error,
-                attempts=max(job.attempts - 1, 0),
-                run_at=now,
-                error=job.error,
-            )
-        if outcome.kind == "failed":
-            error = clip_error(outcome.error) or "failed"
-            if outcome.retryable and job.attempts < job.max_attempts:
-                delay = retry_delay(
-                    job.attempts,
-                    self.settings.backoff_base_seconds,
-                    self.settings.backoff_cap_seconds,
-                )
-                return self._move(
-                    conn, job, Transition.FAIL, actor, now,
-                    token=outcome.lease_token, error=error, run_at=now + delay,
-                    detail=f"{error} (retry in {delay:.1f}s)",
-                )  # fmt: skip
-            why = "not retryable" if not outcome.retryable else "out of attempts"
-            return self._move(
-                conn, job, Transition.DEAD_LETTER, actor, now,
-                token=outcome.lease_token, error=error, detail=f"{error} ({why})",
-            )  # fmt: skip
-        raise InvalidArgument(f"unknown outcome kind {outcome.kind!r}")
+        return self._apply(conn, job, outcome_move(job, outcome, self.settings, now), actor, now)
 
     def _held(self, conn: sqlite3.Connection, job_id: int, token: str) -> sqlite3.Row:
         row: sqlite3.Row | None = conn.execute(Q["job_get"], {"id": job_id}).fetchone()
@@ -268,8 +244,9 @@ class SQLiteQueue(PersistentQInterface):
                 rows = conn.execute(Q["counts_by_status"]).fetchall()
             else:
                 rows = conn.execute(Q["counts_by_status_for_queue"], {"queue": queue}).fetchall()
-            oldest = conn.execute(Q["oldest_runnable_pending"], {"now": now}).fetchone()[0]
-            stalled = conn.execute(Q["stalled_count"], {"now": now}).fetchone()[0]
+            scope = {"now": now, "queue": queue}
+            oldest = conn.execute(Q["oldest_runnable_pending"], scope).fetchone()[0]
+            stalled = conn.execute(Q["stalled_count"], scope).fetchone()[0]
         counts = {state.value: 0 for state in JobState}
         for status, n in rows:
             counts[status] = int(n)
@@ -290,7 +267,7 @@ class SQLiteQueue(PersistentQInterface):
         oldest_first: bool = False,
         after_id: int | None = None,
     ) -> Page:
-        self._check_limit(limit, 1000)
+        self._check_limit(limit, 1000, minimum=1)
         where, params = _filter_sql(flt or JobFilter())
         if before_id is not None:
             where.append("id < :before_id")
@@ -403,21 +380,17 @@ class SQLiteQueue(PersistentQInterface):
         reason: str | None,
         now: float,
     ) -> Job:
-        detail = clip_error(reason)
-        if transition is Transition.RESUBMIT:
-            # A fresh attempt budget: the operator decided the job deserves another go.
-            return self._move(
-                conn, job, transition, actor, now, detail=detail, attempts=0, run_at=now,
-                error=job.error,
-            )  # fmt: skip
-        if transition is Transition.MARK_FAILED:
-            error = detail or f"marked failed by {actor}"
-            return self._move(conn, job, transition, actor, now, detail=detail, error=error)
-        if transition is Transition.MARK_DONE:
-            return self._move(conn, job, transition, actor, now, detail=detail, error=None)
-        if transition is Transition.CANCEL:
-            return self._move(conn, job, transition, actor, now, detail=detail, error=job.error)
-        raise InvalidArgument(f"{transition.value} is not an operator action")
+        if transition is Transition.RESUBMIT and job.dedupe_key is not None:
+            holder = conn.execute(Q["job_by_active_dedupe_key"], vars(job)).fetchone()
+            if holder is not None and holder["id"] != job.id:
+                raise InvalidTransition(
+                    job.id, transition.value, job.status.value,
+                    f"cannot resubmit job {job.id}: active job {holder['id']} holds its"
+                    f" dedupe key {job.dedupe_key!r}",
+                )  # fmt: skip
+        return self._apply(
+            conn, job, operator_move(job, transition, actor, reason, now), actor, now
+        )
 
     def bulk_action(
         self,
@@ -490,17 +463,7 @@ class SQLiteQueue(PersistentQInterface):
             moved = []
             for row in conn.execute(select, query).fetchall():
                 job = Job.from_row(row)
-                holder = f"{why} (consumer {job.consumer_id}, attempt {job.attempts})"
-                if job.attempts >= job.max_attempts:
-                    moved.append(self._move(
-                        conn, job, Transition.DEAD_LETTER, "manager", now, token=job.lease_token,
-                        error=f"{holder}; out of attempts", detail=f"{holder}; out of attempts",
-                    ))  # fmt: skip
-                else:
-                    moved.append(self._move(
-                        conn, job, Transition.RESCUE, "manager", now, token=job.lease_token,
-                        attempts=job.attempts, run_at=now, error=job.error, detail=holder,
-                    ))  # fmt: skip
+                moved.append(self._apply(conn, job, rescue_move(job, why, now), "manager", now))
             return moved
 
         return self.db.write(body)
@@ -513,17 +476,10 @@ class SQLiteQueue(PersistentQInterface):
             moved = []
             for row in conn.execute(Q["failed_out_of_attempts"], {"limit": limit}).fetchall():
                 job = Job.from_row(row)
-                moved.append(self._move(
-                    conn, job, Transition.DEAD_LETTER, "manager", now, error=job.error,
-                    detail=f"out of attempts ({job.attempts}/{job.max_attempts})",
-                ))  # fmt: skip
+                moved.append(self._apply(conn, job, out_of_attempts_move(job), "manager", now))
             for row in conn.execute(Q["due_retries"], {"now": now, "limit": limit}).fetchall():
                 job = Job.from_row(row)
-                moved.append(self._move(
-                    conn, job, Transition.SCHEDULE_RETRY, "manager", now,
-                    attempts=job.attempts, run_at=now, error=job.error,
-                    detail=f"retry {job.attempts + 1} of {job.max_attempts}",
-                ))  # fmt: skip
+                moved.append(self._apply(conn, job, retry_move(job, now), "manager", now))
             return moved
 
         return self.db.write(body)
@@ -536,6 +492,12 @@ class SQLiteQueue(PersistentQInterface):
         return self.db.write(lambda c: c.execute(Q["done_purge"], params).rowcount)
 
     # ---------------------------------------------------------------- the one transition
+
+    def _apply(self, conn: sqlite3.Connection, job: Job, move: Move, actor: str, now: float) -> Job:
+        return self._move(
+            conn, job, move.transition, actor, now, token=move.token, detail=move.detail,
+            **move.fields,
+        )  # fmt: skip
 
     def _move(
         self,
@@ -686,28 +648,6 @@ class SQLiteQueue(PersistentQInterface):
 # -------------------------------------------------------------------- helpers
 
 
-def _event(
-    job_id: int,
-    at: float,
-    from_status: JobState | None,
-    to_status: JobState,
-    transition: Transition,
-    actor: str,
-    attempt: int,
-    detail: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "at": at,
-        "from_status": from_status.value if from_status else None,
-        "to_status": to_status.value,
-        "action": transition.value,
-        "actor": actor,
-        "attempt": attempt,
-        "detail": detail,
-    }
-
-
 def _filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
     """WHERE fragments (fixed text) and their parameters for a job filter."""
     where: list[str] = []
@@ -737,12 +677,6 @@ def _filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
     return where, params
 
 
-def _check_id(job_id: object) -> int:
-    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
-        raise InvalidArgument(f"job id must be a positive integer, not {job_id!r}")
-    return job_id
-
-
 def _check_sample(sample: object) -> int:
     if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 1_000_000:
         raise InvalidArgument("sample must be an integer from 1 to 1000000")
@@ -753,20 +687,3 @@ def _finite_number(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
         raise InvalidArgument(f"{name} must be a number")
     return float(value)
-
-
-def _check_consumer_id(consumer_id: object) -> None:
-    if not isinstance(consumer_id, str) or not 0 < len(consumer_id) <= 200:
-        raise InvalidArgument("consumer id must be 1-200 characters of text")
-
-
-def _check_operator(transition: Transition, actor: str) -> None:
-    if not isinstance(actor, str) or not actor.strip():
-        raise InvalidArgument("an operator action needs the operator's name (actor)")
-    if transition not in (
-        Transition.RESUBMIT,
-        Transition.CANCEL,
-        Transition.MARK_DONE,
-        Transition.MARK_FAILED,
-    ):
-        raise InvalidArgument(f"{transition.value} is not an operator action")

@@ -135,10 +135,12 @@ SELECT status, sum(n) AS n FROM job_counts GROUP BY status;
 SELECT status, n FROM job_counts WHERE queue = :queue;
 
 -- name: oldest_runnable_pending
-SELECT min(run_at) FROM jobs WHERE status = 'pending' AND run_at <= :now;
+SELECT min(run_at) FROM jobs
+ WHERE status = 'pending' AND run_at <= :now AND (:queue IS NULL OR queue = :queue);
 
 -- name: stalled_count
-SELECT count(*) FROM jobs WHERE status = 'processing' AND lease_expires_at < :now;
+SELECT count(*) FROM jobs
+ WHERE status = 'processing' AND lease_expires_at < :now AND (:queue IS NULL OR queue = :queue);
 
 -- name: consumer_register
 INSERT INTO consumers (id, host, pid, queues, started_at, last_heartbeat, state,

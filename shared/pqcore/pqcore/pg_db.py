@@ -1,0 +1,279 @@
+"""PostgreSQL connections: a pool per process, transactions with retry, errors, migrations.
+
+Transactions run at READ COMMITTED. That is enough because every state change is a
+guarded UPDATE (``WHERE status = expected [AND lease_token = token]``) that re-checks the
+row it changes, and claims lock their rows with ``FOR UPDATE SKIP LOCKED``. A transaction
+that still fails with a serialization failure or a deadlock is retried whole, like
+SQLite's busy retry; one whose connection broke is retried only when the break came
+before COMMIT was sent (the server rolled it back, so nothing was applied twice).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import conninfo as pg_conninfo
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from pqcore import sql
+from pqcore.config import QueueSettings
+from pqcore.exceptions import (
+    DatabaseBusy,
+    DatabaseCorrupt,
+    DatabaseNotFound,
+    DatabaseReadOnly,
+    DatabaseUnavailable,
+    DiskFull,
+    SchemaTooNew,
+    StorageError,
+)
+
+T = TypeVar("T")
+Connection = psycopg.Connection[dict[str, Any]]
+
+CONNECT_TIMEOUT_SECONDS = 10
+POOL_WAIT_SECONDS = 15.0
+# pg_advisory_xact_lock key serialising concurrent migrators ("pq" "migr" in ASCII).
+MIGRATION_LOCK_KEY = 0x7071_6D69_6772
+SNAPSHOT = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+
+def describe(url: str) -> str:
+    """``user@host:port/dbname`` for messages: never the password."""
+    try:
+        parts = pg_conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "(unparsable PostgreSQL URL)"
+    host = parts.get("host") or "localhost"
+    port = parts.get("port") or "5432"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    return f"{user}{host}:{port}/{parts.get('dbname') or ''}"
+
+
+def translate(error: BaseException, where: str) -> StorageError:
+    """Turn a psycopg error into the queue's error with a message a person can act on."""
+    if isinstance(error, StorageError):
+        return error
+    if isinstance(error, PoolTimeout):
+        return DatabaseUnavailable(
+            f"no connection to PostgreSQL at {where} within {POOL_WAIT_SECONDS:g}s: "
+            "the server is down or unreachable, or every pooled connection is busy"
+        )
+    state = getattr(error, "sqlstate", None) or ""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    lowered = str(error).lower()
+    if state in RETRYABLE_SQLSTATES or state == "55P03":  # 55P03: lock not available
+        return DatabaseBusy(
+            f"PostgreSQL at {where} kept aborting the transaction ({message}); nothing was changed"
+        )
+    if state == "25006":
+        return DatabaseReadOnly(
+            f"PostgreSQL at {where} is read-only (a standby, or default_transaction_read_only);"
+            " nothing was changed"
+        )
+    if state == "53100" or "no space left on device" in lowered:
+        return DiskFull(
+            f"the disk of PostgreSQL at {where} is full; the change was rolled back and nothing"
+            " was lost"
+        )
+    if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
+        return DatabaseNotFound(
+            f"no database at {where}: create it first (createdb, or CREATE DATABASE)"
+        )
+    if state in ("28P01", "28000") or "authentication failed" in lowered:
+        return DatabaseUnavailable(
+            f"PostgreSQL at {where} refused the login: wrong user or password, or no"
+            f" pg_hba.conf entry allows it ({_server_words(error)})"
+        )
+    if "connection refused" in lowered:
+        return DatabaseUnavailable(
+            f"cannot connect to PostgreSQL at {where}: connection refused (is the server"
+            " running and listening there?)"
+        )
+    if state == "53300":
+        return DatabaseUnavailable(f"PostgreSQL at {where} has too many connections")
+    if state.startswith(("08", "57P", "53")) or isinstance(error, psycopg.OperationalError):
+        return DatabaseUnavailable(f"PostgreSQL at {where} is unavailable: {_server_words(error)}")
+    if state.startswith("XX"):
+        return DatabaseCorrupt(f"PostgreSQL at {where} reports an internal error: {message}")
+    return StorageError(f"PostgreSQL at {where}: {message}")
+
+
+def _server_words(error: BaseException) -> str:
+    """The most telling line of a connection error (after libpq's 'connection to ...')."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text.split("failed: ", 1)[-1] if "failed: " in text else text
+
+
+def _retryable(error: BaseException) -> bool:
+    return (getattr(error, "sqlstate", None) or "") in RETRYABLE_SQLSTATES
+
+
+class PostgresDatabase:
+    """One queue database: a connection pool per process and transactions on it."""
+
+    def __init__(self, url: str, settings: QueueSettings, *, create: bool = True) -> None:
+        self.url = url
+        self.where = describe(url)
+        self.settings = settings
+        self.create = create
+        params = pg_conninfo.conninfo_to_dict(url) if "://" in url else {}
+        self._connect_kwargs: dict[str, Any] = {}
+        if "connect_timeout" not in params:
+            self._connect_kwargs["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        self._pool: ConnectionPool[Connection] | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+        with self.connect(autocommit=True) as conn:  # bad URL, refused, auth: reported here
+            self.migrate(conn)
+
+    # ------------------------------------------------------------ connections
+
+    def connect(self, *, autocommit: bool = False) -> Connection:
+        """A connection of its own (not pooled), e.g. for LISTEN; the caller closes it."""
+        try:
+            return psycopg.connect(
+                self.url, autocommit=autocommit, row_factory=dict_row, **self._connect_kwargs
+            )
+        except psycopg.Error as error:
+            raise translate(error, self.where) from None
+
+    def pool(self) -> ConnectionPool[Connection]:
+        pid = os.getpid()
+        if self._pool is not None and self._pool_pid == pid:
+            return self._pool
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != pid:
+                # A forked child must not share its parent's sockets: it opens its own pool
+                # and leaves the parent's alone.
+                self._pool = ConnectionPool(
+                    self.url,
+                    min_size=1,
+                    max_size=self.settings.pg_pool_size,
+                    kwargs={"row_factory": dict_row, **self._connect_kwargs},
+                    timeout=POOL_WAIT_SECONDS,
+                    name=f"pq {self.where}",
+                    open=True,
+                )
+                self._pool_pid = pid
+            return self._pool
+
+    def close(self) -> None:
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            pool.close()
+
+    # ------------------------------------------------------------ transactions
+
+    def write(self, body: Callable[[Connection], T]) -> T:
+        """Run ``body`` in one transaction and commit; retried whole on serialization
+        failures and deadlocks. Any exception rolls back; storage errors become
+        ``StorageError``s."""
+        return self._run(body, read_only=False)
+
+    def read(self, body: Callable[[Connection], T], *, snapshot: bool = False) -> T:
+        """Run queries; ``snapshot=True`` sees one consistent snapshot across them."""
+        return self._run(body, read_only=True, snapshot=snapshot)
+
+    def _run(
+        self, body: Callable[[Connection], T], *, read_only: bool, snapshot: bool = False
+    ) -> T:
+        retries = self.settings.busy_retries
+        for tries in range(retries + 1):
+            committing = broken = False
+            try:
+                with self.pool().connection() as conn:
+                    try:
+                        if snapshot:
+                            conn.execute(SNAPSHOT)
+                        result = body(conn)
+                    except BaseException:
+                        broken = conn.broken or conn.closed
+                        if not broken:
+                            conn.rollback()
+                        raise
+                    committing = True
+                    conn.commit()
+                    return result
+            except (psycopg.Error, PoolTimeout) as error:
+                # A connection that died before COMMIT (server restart, idle timeout) took
+                # its transaction with it: one fresh try on another connection is safe.
+                lost_before_commit = broken and not committing and tries == 0
+                if lost_before_commit:
+                    self._discard_broken()  # its pool-mates likely died with it (a restart)
+                if tries < retries and (_retryable(error) or lost_before_commit):
+                    time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
+                    continue
+                if committing and not read_only and isinstance(error, psycopg.OperationalError):
+                    raise DatabaseUnavailable(
+                        f"the connection to PostgreSQL at {self.where} broke while committing:"
+                        " the change may or may not have been applied"
+                    ) from None
+                raise translate(error, self.where) from None
+        raise AssertionError("unreachable")
+
+    def _discard_broken(self) -> None:
+        try:
+            self.pool().check()
+        except Exception:  # the server may be down: the retry reports it
+            pass
+
+    # ------------------------------------------------------------ schema
+
+    def schema_version(self, conn: Connection) -> int:
+        row = conn.execute(
+            "SELECT to_regclass('pq_schema_version') IS NOT NULL AS present"
+        ).fetchone()
+        if not row or not row["present"]:
+            return 0
+        found = conn.execute(
+            "SELECT coalesce(max(version), 0) AS v FROM pq_schema_version"
+        ).fetchone()
+        return int(found["v"]) if found else 0
+
+    def migrate(self, conn: Connection) -> None:
+        """Bring the schema up to date. Concurrent migrators (several services starting at
+        once) queue on an advisory lock, so each migration runs exactly once."""
+        migrations = sql.load_migrations("postgresql")
+        latest = migrations[-1][0]
+        try:
+            current = self.schema_version(conn)
+            if current == latest:
+                return
+            if current > latest:
+                raise SchemaTooNew(
+                    f"PostgreSQL at {self.where} has pq schema version {current};"
+                    f" this pq knows up to {latest}"
+                )
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS pq_schema_version ("
+                    " version integer PRIMARY KEY, name text NOT NULL,"
+                    " applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+                current = self.schema_version(conn)  # another migrator may have won
+                if current > latest:
+                    raise SchemaTooNew(
+                        f"PostgreSQL at {self.where} has pq schema version {current};"
+                        f" this pq knows up to {latest}"
+                    )
+                for number, name, script in migrations:
+                    if number > current:
+                        conn.execute(script.encode())  # several statements, no parameters
+                        conn.execute(
+                            "INSERT INTO pq_schema_version (version, name) VALUES (%s, %s)",
+                            [number, name],
+                        )
+        except psycopg.Error as error:
+            raise translate(error, self.where) from None

@@ -1,0 +1,39 @@
+-- What pq migrate-backend reads from a SQLite queue (pqcore.transfer). Column lists
+-- match the COPY statements in transfer_postgresql.sql one for one.
+
+-- name: live_consumers
+SELECT id FROM consumers
+ WHERE state IN ('idle', 'busy') AND last_heartbeat >= :heartbeat_after
+ ORDER BY id;
+
+-- name: held_leases
+SELECT id FROM jobs WHERE status = 'processing' AND lease_expires_at > :now ORDER BY id;
+
+-- name: jobs_all
+SELECT id, queue, data, status, priority, run_at, attempts, max_attempts, error,
+       consumer_id, lease_token, lease_expires_at, dedupe_key, created_at, updated_at,
+       started_at, finished_at
+  FROM jobs ORDER BY id;
+
+-- name: events_all
+SELECT id, job_id, at, from_status, to_status, action, actor, attempt, detail
+  FROM job_events ORDER BY id;
+
+-- name: consumers_all
+SELECT id, host, pid, queues, started_at, last_heartbeat, state, current_job_id,
+       jobs_done, jobs_failed
+  FROM consumers ORDER BY id;
+
+-- name: job_id_high_water
+-- AUTOINCREMENT remembers ids of purged jobs too; the target must not reuse them.
+SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs';
+
+-- name: totals
+SELECT (SELECT count(*) FROM jobs) AS jobs,
+       (SELECT count(*) FROM job_events) AS events,
+       (SELECT count(*) FROM consumers) AS consumers,
+       (SELECT coalesce(sum(id), 0) FROM jobs) AS job_id_sum,
+       (SELECT coalesce(sum(id), 0) FROM job_events) AS event_id_sum;
+
+-- name: status_counts
+SELECT status, count(*) AS n FROM jobs GROUP BY status ORDER BY status;

@@ -1,0 +1,149 @@
+"""What PostgreSQL does differently from SQLite: consumers in separate processes claim
+side by side (SKIP LOCKED), idle consumers wake on NOTIFY, and final-state counts are
+kept as appended deltas."""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import psycopg
+import pytest
+
+from pqcore import JobState, Outcome
+from pqcore import pg_queue as pg_queue_module
+from pqcore.pg_queue import PostgresQueue
+
+
+def drain(url: str, consumer_id: str) -> list[int]:
+    """A consumer process: claim one job at a time and complete it until none is left."""
+    done = []
+    with PostgresQueue(url) as queue:
+        held: list[Outcome] = []
+        while True:
+            result = queue.settle_and_claim(held, consumer_id, limit=1)
+            done += [job.id for job in result.settled]
+            if not result.claimed:
+                return done
+            held = [Outcome(job.id, job.lease_token or "") for job in result.claimed]
+
+
+def test_concurrent_consumer_processes_complete_every_job_exactly_once(pg_url: str) -> None:
+    with PostgresQueue(pg_url) as queue:
+        jobs = queue.enqueue_many([f"jobs/{i}.txt" for i in range(400)])
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.starmap(drain, [(pg_url, f"consumer-{n}") for n in range(4)], chunksize=1)
+    completed = Counter(job_id for ids in results for job_id in ids)
+    assert set(completed) == {job.id for job in jobs}
+    assert max(completed.values()) == 1
+    with PostgresQueue(pg_url) as queue:
+        stats = queue.stats()
+        assert stats.counts["done"] == 400 and stats.total == 400
+        assert queue.doctor() == []
+
+
+def test_claims_skip_rows_another_transaction_holds(pg_url: str) -> None:
+    with PostgresQueue(pg_url) as queue:
+        first, second = queue.enqueue_many(["a", "b"])
+        with psycopg.connect(pg_url) as other:  # holds a row lock, as a slow claimer would
+            other.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", [first.id])
+            [claimed] = queue.claim("c1", limit=2)
+            assert claimed.id == second.id  # did not wait for the lock, took the free job
+        [later] = queue.claim("c1")
+        assert later.id == first.id
+
+
+def test_an_idle_waiter_wakes_on_notify_not_on_its_poll(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_queue_module, "WAIT_POLL_SECONDS", 60.0)  # only NOTIFY can wake it
+    woke: list[tuple[bool, float]] = []
+    with PostgresQueue(pg_url) as waiter, PostgresQueue(pg_url) as producer:
+        assert waiter.wait_for_jobs(0.05) is False
+        listening = threading.Event()
+
+        def wait() -> None:
+            listening.set()
+            started = time.monotonic()
+            woke.append((waiter.wait_for_jobs(30.0), time.monotonic() - started))
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        listening.wait(5)
+        producer.enqueue("jobs/1.txt")
+        thread.join(40)
+    [(found, waited)] = woke
+    assert found is True
+    assert waited < 30.0  # returned on the notification, long before its timeout
+
+
+def test_a_waiter_for_one_queue_ignores_work_in_another(pg_url: str) -> None:
+    with PostgresQueue(pg_url) as queue:
+        queue.enqueue("jobs/1.txt", queue="images")
+        assert queue.wait_for_jobs(0.3, queues=["mail"]) is False
+        assert queue.wait_for_jobs(0.3, queues=["images"]) is True
+
+
+def test_final_state_counts_stay_exact_across_folds(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_queue_module, "FOLD_DELTAS_AT", 5)
+    with PostgresQueue(pg_url) as queue:
+        queue.enqueue_many([f"jobs/{i}" for i in range(30)])
+        queue.enqueue_many([f"other/{i}" for i in range(5)], actor="p")
+        for n, job in enumerate(queue.claim("c1", limit=20)):
+            if n % 4 == 0:
+                queue.fail(job.id, job.lease_token or "", "bad", retryable=False)
+            else:
+                queue.complete(job.id, job.lease_token or "")
+            queue.stats()  # folds whenever 5 delta rows piled up
+        queue.cancel(25, actor="op")
+        with psycopg.connect(pg_url) as conn:
+            rows = conn.execute("SELECT count(*) FROM job_count_deltas").fetchone()
+        assert rows is not None and rows[0] <= 5 + 3  # folded, not one row per transition
+        stats = queue.stats()
+        assert stats.counts == {
+            JobState.PENDING.value: 14, JobState.PROCESSING.value: 0, JobState.DONE.value: 15,
+            JobState.FAILED.value: 0, JobState.PERMANENTLY_FAILED.value: 5,
+            JobState.CANCELLED.value: 1,
+        }  # fmt: skip
+        assert queue.purge_done(0) == 15
+        assert queue.stats().counts[JobState.DONE.value] == 0
+        assert queue.doctor() == []
+
+
+def test_doctor_reports_a_count_that_drifted(pg_url: str) -> None:
+    with PostgresQueue(pg_url) as queue:
+        [job] = queue.enqueue_many(["a"])
+        [held] = queue.claim("c1")
+        queue.complete(held.id, held.lease_token or "")
+        with psycopg.connect(pg_url) as conn:
+            conn.execute(
+                "INSERT INTO job_count_deltas (queue, status, n) VALUES ('default', 'done', 1)"
+            )
+        assert queue.doctor() == ["count of done jobs in queue default is 2, actually 1"]
+        assert job.id == held.id
+
+
+def _claim_in_child(queue: PostgresQueue, result: Any) -> None:
+    queue.wait_for_jobs(5.0)
+    result.put([job.id for job in queue.claim("child", limit=10)])
+
+
+def test_a_queue_opened_before_fork_serves_parent_and_child(pg_url: str) -> None:
+    context = multiprocessing.get_context("fork")
+    with PostgresQueue(pg_url) as queue:
+        queue.enqueue_many(["a", "b"])
+        assert queue.wait_for_jobs(0.1)  # parent's pool and listener exist before the fork
+        result = context.Queue()
+        child = context.Process(target=_claim_in_child, args=(queue, result))
+        child.start()
+        claimed = result.get(timeout=60)
+        child.join(60)
+        assert child.exitcode == 0 and len(claimed) == 2
+        third = queue.enqueue("c")  # the parent's connections survived the child's exit
+        assert [job.id for job in queue.claim("parent")] == [third.id]
+        assert queue.wait_for_jobs(0.1) is False

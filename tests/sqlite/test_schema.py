@@ -1,0 +1,85 @@
+"""The schema the migrations build is the one the code expects."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pqcore import Consumer, Job, JobEvent, JobState, open_queue, sql
+from pqcore.db import split_statements
+
+
+class AnyValue(dict):  # type: ignore[type-arg]
+    """Binds NULL to every named parameter, so any query can be prepared."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+@pytest.fixture
+def migrated(tmp_path: Path) -> sqlite3.Connection:
+    path = tmp_path / "queue.db"
+    open_queue(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row["name"] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+@pytest.mark.parametrize("name", sorted(sql.load("sqlite")))
+def test_every_named_query_prepares_on_a_fresh_database(
+    migrated: sqlite3.Connection, name: str
+) -> None:
+    statement = sql.load("sqlite")[name]
+    migrated.execute("EXPLAIN " + statement, AnyValue()).fetchall()
+
+
+def test_user_version_is_the_last_migration(migrated: sqlite3.Connection) -> None:
+    migrations = sql.load_migrations("sqlite")
+    assert migrated.execute("PRAGMA user_version").fetchone()[0] == migrations[-1][0]
+
+
+def test_tables_match_the_models(migrated: sqlite3.Connection) -> None:
+    assert columns(migrated, "jobs") == [f.name for f in dataclasses.fields(Job)]
+    assert set(columns(migrated, "job_events")) == {f.name for f in dataclasses.fields(JobEvent)}
+    assert set(columns(migrated, "consumers")) == {f.name for f in dataclasses.fields(Consumer)}
+
+
+def test_status_check_lists_exactly_the_job_states(migrated: sqlite3.Connection) -> None:
+    ddl = migrated.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+    listed = re.search(r"status\s+TEXT\s+NOT NULL CHECK \(status IN\s*\(([^)]*)\)", ddl)
+    assert listed, ddl
+    assert set(re.findall(r"'(\w+)'", listed.group(1))) == {s.value for s in JobState}
+
+
+def test_active_dedupe_index_uses_the_active_states(migrated: sqlite3.Connection) -> None:
+    ddl = migrated.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs_dedupe'").fetchone()[0]
+    assert set(re.findall(r"'(\w+)'", ddl)) == {"pending", "processing", "failed"}
+
+
+def test_claim_uses_the_claim_index(migrated: sqlite3.Connection) -> None:
+    plan = migrated.execute(
+        "EXPLAIN QUERY PLAN " + sql.load("sqlite")["claim_one_queue"], AnyValue()
+    ).fetchall()
+    assert any("jobs_claim" in row["detail"] for row in plan), [r["detail"] for r in plan]
+
+
+def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "queue.db"
+    with open_queue(str(path)) as queue:
+        queue.enqueue("kept")
+    with open_queue(str(path)) as queue:
+        assert queue.stats().total == 1 and queue.doctor() == []
+
+
+def test_migrations_split_into_whole_statements() -> None:
+    for _number, _name, script in sql.load_migrations("sqlite"):
+        for statement in split_statements(script):
+            assert sqlite3.complete_statement(statement + ";"), statement
