@@ -214,6 +214,7 @@ def measure(path: Path, repeat: int) -> list[tuple[str, float, str]]:
             queue.processing_seconds,
             lambda r: f"{len(r)} durations",
         )
+        run("stalled_jobs (50)", queue.stalled_jobs, lambda r: f"{len(r)} jobs")
         run("consumers", queue.consumers, lambda r: f"{len(r)} consumers")
         some = queue.list_jobs(dead, limit=1).jobs[0].id
         run(

@@ -48,29 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def streamlit_command(console: str, port: int, address: str, dev: bool = False) -> list[str]:
     script, _ = APPS[console]
-    return [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(HERE / script),
-        "--server.port",
-        str(port),
-        "--server.address",
-        address,
-        "--server.headless",
-        "true",  # never try to open a browser on the server
-        "--browser.gatherUsageStats",
-        "false",  # no telemetry leaves the machine
-        "--server.fileWatcherType",
-        "auto" if dev else "none",  # no reloads in production
-        "--server.runOnSave",
-        "false",
-        "--client.toolbarMode",
-        "minimal",
-        "--global.developmentMode",
-        "false",
-    ]
+    options = {
+        "server.port": str(port),
+        "server.address": address,
+        "server.headless": "true",  # never try to open a browser on the server
+        "browser.gatherUsageStats": "false",  # no telemetry leaves the machine
+        "server.fileWatcherType": "auto" if dev else "none",  # no reloads in production
+        "server.runOnSave": "false",
+        "client.toolbarMode": "minimal",
+        # Tracebacks go to the log, not to the browser (they can name paths and settings).
+        "client.showErrorDetails": "full" if dev else "type",
+        "global.developmentMode": "false",
+    }
+    command = [sys.executable, "-m", "streamlit", "run", str(HERE / script)]
+    for name, value in options.items():
+        command += [f"--{name}", value]
+    return command
 
 
 def run_console(args: argparse.Namespace) -> int:

@@ -39,6 +39,8 @@ def queue() -> Iterator[PersistentQInterface]:
         st.stop()
     try:
         yield handle
+    except PQError as error:  # e.g. the database stayed locked: say so, keep the page
+        st.error(f"The queue reported an error: {error}")
     finally:
         handle.close()
 

@@ -109,6 +109,22 @@ def test_processing_seconds_of_done_jobs(queue: PersistentQInterface, clock: Fak
         queue.processing_seconds(sample=0)
 
 
+def test_stalled_jobs_are_processing_jobs_with_an_expired_lease(
+    queue: PersistentQInterface, clock: FakeClock
+) -> None:
+    for n in range(3):
+        queue.enqueue(f"job {n}")
+    first, second = queue.claim("c1", lease_seconds=10), queue.claim("c2", lease_seconds=60)
+    queue.claim("c3", lease_seconds=600)
+    assert queue.stalled_jobs() == []
+    clock.advance(61)
+    stalled = queue.stalled_jobs()
+    assert [j.id for j in stalled] == [first[0].id, second[0].id]  # longest expired first
+    assert len(queue.stalled_jobs(limit=1)) == 1 == queue.stats().stalled - 1
+    queue.rescue_expired()
+    assert queue.stalled_jobs() == []
+
+
 def test_queue_names_lists_queues_holding_jobs(queue: PersistentQInterface) -> None:
     assert queue.queue_names() == []
     queue.enqueue("x", queue="reports")

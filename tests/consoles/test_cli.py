@@ -47,3 +47,4 @@ def test_streamlit_runs_headless_without_telemetry_or_reloads() -> None:
     assert flags["--server.headless"] == "true"
     assert flags["--browser.gatherUsageStats"] == "false"
     assert flags["--server.fileWatcherType"] == "none"
+    assert flags["--client.showErrorDetails"] == "type"

@@ -45,9 +45,10 @@ def test_repeated_failures_lock_the_user_out(console_env, seeded: Seeded) -> Non
     assert re.match(r"Too many failed attempts; try again in \d+ seconds\.", at.error[0].value)
 
 
-def test_idle_session_times_out(console_env, seeded: Seeded, monkeypatch) -> None:
+@pytest.mark.parametrize("app", ["admin", "ops"])
+def test_idle_session_times_out(app: str, console_env, seeded: Seeded, monkeypatch) -> None:
     monkeypatch.setenv("PQ_CONSOLE_SESSION_MINUTES", "5")
-    at = logged_in("admin", "alice")
+    at = logged_in(app, "alice")
     at.session_state["pq_session"]["last_seen"] -= 5 * 60 + 1  # idle just past the limit
     at.run()
     assert "pq_session" not in at.session_state

@@ -7,7 +7,6 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pqcore import JobFilter, JobState
 from services.consoles import charts, common, widgets
 
 SILENT_AFTER = 30.0  # seconds without a heartbeat before a live consumer is flagged
@@ -48,12 +47,7 @@ def live() -> None:
             charts.throughput(queue, now, 15)
         with right:
             st.subheader(f"Stalled jobs ({stats.stalled:,})")
-            processing = queue.list_jobs(JobFilter(statuses=(JobState.PROCESSING,)), limit=200)
-            stalled = [
-                j
-                for j in processing.jobs
-                if j.lease_expires_at is not None and j.lease_expires_at < now
-            ]
+            stalled = queue.stalled_jobs(limit=50)
             if stalled:
                 st.dataframe(
                     pd.DataFrame(

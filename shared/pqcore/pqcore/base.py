@@ -223,6 +223,10 @@ class PersistentQInterface(abc.ABC):
         """Names of the queues that hold jobs, sorted."""
 
     @abc.abstractmethod
+    def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
+        """Processing jobs whose lease has expired (not yet rescued), longest expired first."""
+
+    @abc.abstractmethod
     def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
         """Transitions per time bucket from the history, from ``since`` on, oldest first.
 

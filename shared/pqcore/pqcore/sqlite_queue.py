@@ -327,6 +327,11 @@ class SQLiteQueue(PersistentQInterface):
     def queue_names(self) -> list[str]:
         return [r[0] for r in self.db.query(lambda c: c.execute(Q["queue_names"]).fetchall())]
 
+    def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
+        params = {"now": self.clock(), "limit": self._check_limit(limit, 1000)}
+        rows = self.db.query(lambda c: c.execute(Q["expired_leases"], params).fetchall())
+        return [Job.from_row(r) for r in rows]
+
     def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
         since = _finite_number(since, "since")
         if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
