@@ -249,5 +249,5 @@ def test_every_panel_query_returns_data(services: dict[str, Any], prometheus: st
 
 def test_a_panel_on_an_unknown_metric_would_fail(prometheus: str) -> None:
     """The check above can fail: a misspelt metric gives an empty result."""
-    assert query(prometheus, "up") != []
+    wait_until(lambda: query(prometheus, "up"), "a first scrape", timeout=60)
     assert query(prometheus, "sum(rate(pq_jobs_completd_total[1m]))") == []
