@@ -16,7 +16,8 @@ import pytest
 
 from tests.containers.conftest import Stack, run, wait_for
 
-pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+# 900 s: the first test also pays for the session setup (debootstrap, wheels, image builds).
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def done_exactly_once(snapshot: dict[str, Any]) -> None:
