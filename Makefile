@@ -39,6 +39,13 @@ console-admin: setup ## the admin console on http://127.0.0.1:8501 (login requir
 console-ops: setup ## the ops console on http://127.0.0.1:8502 (login required)
 	$(VENV)/bin/pq console ops
 
+stack-local: setup ## the Docker stack with 5 consumers, images built from a local base (no registry)
+	bash deploy/scripts/docker-up.sh >/dev/null
+	bash deploy/scripts/wheelhouse.sh
+	bash deploy/scripts/make-secrets.sh
+	BASE_IMAGE=pq-ci-base:bookworm PIP_NO_INDEX=1 PROMETHEUS_IMAGE=pq-ci-prometheus:local \
+		docker-compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
+
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
 
@@ -48,4 +55,4 @@ bench-pg: setup ## claim+complete throughput on PostgreSQL vs SQLite (starts a t
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup run test lint bench bench-pg clean console-admin console-ops
+.PHONY: help setup run test lint bench bench-pg clean stack-local console-admin console-ops
