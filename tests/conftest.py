@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,14 @@ def require(condition: bool, reason: str) -> None:
         pytest.fail(f"required component missing in CI: {reason}")
     print(f"SKIP: {reason}", file=sys.stderr)
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module() -> Iterator[None]:
+    """Streamlit's AppTest runs an app script as ``__main__`` and leaves it there; a later
+    test that spawns processes would then make every child re-run that app and die at
+    start (a multiprocessing pool then waits forever). Put the real one back."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None and sys.modules.get("__main__") is not main:
+        sys.modules["__main__"] = main

@@ -35,7 +35,10 @@ def test_concurrent_consumer_processes_complete_every_job_exactly_once(pg_url: s
     with PostgresQueue(pg_url) as queue:
         jobs = queue.enqueue_many([f"jobs/{i}.txt" for i in range(400)])
     with multiprocessing.get_context("spawn").Pool(4) as pool:
-        results = pool.starmap(drain, [(pg_url, f"consumer-{n}") for n in range(4)], chunksize=1)
+        # A deadline on the results: a worker that dies at start is replaced by the pool
+        # and its task never answers, which must fail this test, not hang it.
+        pending = pool.starmap_async(drain, [(pg_url, f"consumer-{n}") for n in range(4)], 1)
+        results = pending.get(timeout=240)
     completed = Counter(job_id for ids in results for job_id in ids)
     assert set(completed) == {job.id for job in jobs}
     assert max(completed.values()) == 1
