@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -63,6 +65,9 @@ class SQLiteQueue(PersistentQInterface):
         if not rows:
             return []
 
+        if all(values["dedupe_key"] is None for values in rows):
+            return self.db.write(lambda conn: self._insert_plain(conn, rows, actor))
+
         def body(conn: sqlite3.Connection) -> list[Job]:
             jobs: list[Job] = []
             events: list[dict[str, Any]] = []
@@ -80,6 +85,20 @@ class SQLiteQueue(PersistentQInterface):
             return jobs
 
         return self.db.write(body)
+
+    @staticmethod
+    def _insert_plain(
+        conn: sqlite3.Connection, rows: list[dict[str, Any]], actor: str
+    ) -> list[Job]:
+        # No dedupe keys: one executemany for the jobs and one INSERT ... SELECT for
+        # their history, then read them back (ids ascend in insertion order).
+        after = conn.execute(Q["jobs_last_id"]).fetchone()[0]
+        conn.executemany(Q["job_insert_plain"], rows)
+        conn.execute(Q["events_enqueued_after"], {"after": after, "actor": actor})
+        jobs = _jobs(conn.execute(Q["jobs_after"], {"after": after}))
+        if len(jobs) != len(rows):
+            raise RuntimeError(f"inserted {len(rows)} jobs but read back {len(jobs)}")
+        return jobs
 
     # ---------------------------------------------------------------- consumers
 
@@ -100,15 +119,45 @@ class SQLiteQueue(PersistentQInterface):
         def body(conn: sqlite3.Connection) -> SettleResult:
             now = self.clock()
             settled, lost = [], []
+            completions = [o for o in outcomes if o.kind == "done"]
             for outcome in outcomes:
+                if outcome.kind == "done":
+                    continue
                 try:
                     settled.append(self._apply_outcome(conn, outcome, consumer_id, now))
                 except (LeaseLost, JobNotFound):
                     lost.append(outcome.job_id)
+            if completions:
+                completed = self._complete_held(conn, completions, consumer_id, now)
+                settled += completed
+                left = Counter(o.job_id for o in completions)
+                left.subtract(j.id for j in completed)
+                lost += [job_id for job_id, n in left.items() for _ in range(n)]
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
             return SettleResult(settled, lost, claimed)
 
         return self.db.write(body)
+
+    def _complete_held(
+        self, conn: sqlite3.Connection, outcomes: list[Outcome], actor: str | None, now: float
+    ) -> list[Job]:
+        """processing -> done for every outcome whose lease is still held, in one guarded
+        UPDATE; the others are simply not returned."""
+        params = {
+            "now": now,
+            "ids": json.dumps([o.job_id for o in outcomes]),
+            "held": json.dumps([f"{o.job_id}:{o.lease_token}" for o in outcomes]),
+        }
+        done = _jobs(conn.execute(Q["jobs_complete_held"], params))
+        conn.executemany(
+            Q["event_insert"],
+            [
+                _event(j.id, now, JobState.PROCESSING, j.status, Transition.COMPLETE,
+                       actor or j.consumer_id or "consumer", j.attempts)
+                for j in done
+            ],
+        )  # fmt: skip
+        return done
 
     def _settle_one(self, outcome: Outcome) -> Job:
         return self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
@@ -133,13 +182,11 @@ class SQLiteQueue(PersistentQInterface):
             "limit": limit,
         }
         if len(queues) == 1:
-            rows = conn.execute(Q["claim_one_queue"], {**params, "queue": queues[0]}).fetchall()
+            cursor = conn.execute(Q["claim_one_queue"], {**params, "queue": queues[0]})
         else:
-            rows = conn.execute(
-                Q["claim_many_queues"], {**params, "queues": json.dumps(queues)}
-            ).fetchall()
+            cursor = conn.execute(Q["claim_many_queues"], {**params, "queues": json.dumps(queues)})
         # RETURNING gives rows in no promised order; hand them out in claim order.
-        jobs = sorted((Job.from_row(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        jobs = sorted(_jobs(cursor), key=lambda j: (-j.priority, j.run_at, j.id))
         conn.executemany(
             Q["event_insert"],
             [
@@ -154,6 +201,13 @@ class SQLiteQueue(PersistentQInterface):
     def _apply_outcome(
         self, conn: sqlite3.Connection, outcome: Outcome, actor: str | None, now: float
     ) -> Job:
+        if outcome.kind == "done":
+            # The guarded UPDATE alone decides; only a refusal reads the job, to tell
+            # JobNotFound from LeaseLost.
+            for job in self._complete_held(conn, [outcome], actor, now):
+                return job
+            self._held(conn, outcome.job_id, outcome.lease_token)
+            raise LeaseLost(outcome.job_id)
         row = self._held(conn, outcome.job_id, outcome.lease_token)
         job = Job.from_row(row)
         actor = actor or job.consumer_id or "consumer"
@@ -614,6 +668,27 @@ class SQLiteQueue(PersistentQInterface):
 
 
 # -------------------------------------------------------------------- helpers
+
+
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_STATUS_AT = _JOB_FIELDS.index("status")
+_STATES = {state.value: state for state in JobState}
+
+
+def _jobs(cursor: sqlite3.Cursor) -> list[Job]:
+    """Jobs from a cursor over whole ``jobs`` rows: columns located once per cursor
+    rather than looked up by name for every row (the claim and settle hot path)."""
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    names = [column[0] for column in cursor.description]
+    order = [names.index(field) for field in _JOB_FIELDS]
+    jobs = []
+    for row in rows:
+        values = [row[i] for i in order]
+        values[_STATUS_AT] = _STATES[values[_STATUS_AT]]
+        jobs.append(Job(*values))
+    return jobs
 
 
 def _event(
