@@ -28,6 +28,9 @@ class QueueSettings:
     sqlite_synchronous: str = "FULL"
     busy_timeout_ms: int = 5000
     busy_retries: int = 8  # extra attempts of a whole transaction after SQLITE_BUSY
+    # SQLite: how idle consumers learn of new jobs. "doorbell" (unix datagram sockets
+    # beside the database, see pqcore.doorbell) or "poll" (re-check every 50 ms).
+    sqlite_wakeup: str = "doorbell"
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0:
@@ -40,6 +43,8 @@ class QueueSettings:
             raise InvalidArgument("backoff needs 0 <= base <= cap")
         if self.sqlite_synchronous.upper() not in {"FULL", "NORMAL", "EXTRA", "OFF"}:
             raise InvalidArgument("sqlite_synchronous must be FULL, NORMAL, EXTRA or OFF")
+        if self.sqlite_wakeup not in {"doorbell", "poll"}:
+            raise InvalidArgument("sqlite_wakeup must be doorbell or poll")
         if self.busy_timeout_ms < 0 or self.busy_retries < 0:
             raise InvalidArgument("busy_timeout_ms and busy_retries must not be negative")
 

@@ -15,6 +15,7 @@ from pqcore.backoff import retry_delay
 from pqcore.base import PersistentQInterface, clip_error
 from pqcore.config import QueueSettings
 from pqcore.db import SQLiteDatabase
+from pqcore.doorbell import Doorbell
 from pqcore.exceptions import InvalidArgument, InvalidTransition, JobNotFound, LeaseLost
 from pqcore.models import (
     Consumer,
@@ -30,7 +31,8 @@ from pqcore.models import (
 from pqcore.states import ALLOWED_EDGES, JobState, Transition, can, target
 
 Q = sql.load("sqlite")
-WAIT_POLL_SECONDS = 0.05
+WAIT_POLL_SECONDS = 0.05  # without the doorbell
+DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 BULK_CHUNK = 500
 
 
@@ -48,11 +50,15 @@ class SQLiteQueue(PersistentQInterface):
         super().__init__(settings or QueueSettings(db=path), clock)
         self.db = SQLiteDatabase(path, self.settings, create=create)
         self.path = self.db.path
+        wakeup = self.settings.sqlite_wakeup == "doorbell" and self.path != ":memory:"
+        self.doorbell = Doorbell(self.path) if wakeup else None
 
     def __repr__(self) -> str:
         return f"SQLiteQueue({self.path!r})"
 
     def close(self) -> None:
+        if self.doorbell is not None:
+            self.doorbell.close()
         self.db.close()
 
     # ---------------------------------------------------------------- producers
@@ -66,7 +72,9 @@ class SQLiteQueue(PersistentQInterface):
             return []
 
         if all(values["dedupe_key"] is None for values in rows):
-            return self.db.write(lambda conn: self._insert_plain(conn, rows, actor))
+            jobs = self.db.write(lambda conn: self._insert_plain(conn, rows, actor))
+            self._ring()
+            return jobs
 
         def body(conn: sqlite3.Connection) -> list[Job]:
             jobs: list[Job] = []
@@ -84,7 +92,9 @@ class SQLiteQueue(PersistentQInterface):
             conn.executemany(Q["event_insert"], events)
             return jobs
 
-        return self.db.write(body)
+        jobs = self.db.write(body)
+        self._ring()
+        return jobs
 
     @staticmethod
     def _insert_plain(
@@ -136,7 +146,10 @@ class SQLiteQueue(PersistentQInterface):
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
             return SettleResult(settled, lost, claimed)
 
-        return self.db.write(body)
+        result = self.db.write(body)
+        if any(o.kind == "release" for o in outcomes):
+            self._ring()
+        return result
 
     def _complete_held(
         self, conn: sqlite3.Connection, outcomes: list[Outcome], actor: str | None, now: float
@@ -160,7 +173,8 @@ class SQLiteQueue(PersistentQInterface):
         return done
 
     def _settle_one(self, outcome: Outcome) -> Job:
-        return self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+        job = self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+        return self._ring_if_pending([job])[0]
 
     def _claim(
         self,
@@ -281,19 +295,37 @@ class SQLiteQueue(PersistentQInterface):
         names = self._check_queues(queues)
         param = json.dumps(names) if names else None
         deadline = time.monotonic() + max(0.0, timeout)
+        # Bound before the first check, so a ring after it is not missed.
+        bell = self.doorbell is not None and self.doorbell.listen()
         while True:
             params = {"now": self.clock(), "queues": param}
 
-            def probe(c: sqlite3.Connection, p: dict[str, Any] = params) -> bool:
-                return c.execute(Q["runnable_exists"], p).fetchone() is not None
+            def probe(c: sqlite3.Connection, p: dict[str, Any] = params) -> Any:
+                if c.execute(Q["runnable_exists"], p).fetchone() is not None:
+                    return True
+                return c.execute(Q["next_run_at"], p).fetchone()[0]
 
             found = self.db.query(probe)
-            if found:
+            if found is True:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(WAIT_POLL_SECONDS, remaining))
+            if not bell or self.doorbell is None:
+                time.sleep(min(WAIT_POLL_SECONDS, remaining))
+                continue
+            # A delayed job becomes due without anyone ringing: wake for it too.
+            until_due = max(0.001, found - params["now"]) if found is not None else remaining
+            self.doorbell.wait(min(remaining, until_due, DOORBELL_RECHECK_SECONDS))
+
+    def _ring(self) -> None:
+        if self.doorbell is not None:
+            self.doorbell.ring()
+
+    def _ring_if_pending(self, jobs: list[Job]) -> list[Job]:
+        if any(j.status is JobState.PENDING for j in jobs):
+            self._ring()
+        return jobs
 
     # ---------------------------------------------------------------- reading
 
@@ -376,7 +408,7 @@ class SQLiteQueue(PersistentQInterface):
                 raise JobNotFound(job_id)
             return self._operate(conn, Job.from_row(row), transition, actor, reason, self.clock())
 
-        return self.db.write(body)
+        return self._ring_if_pending([self.db.write(body)])[0]
 
     def _operate(
         self,
@@ -450,6 +482,8 @@ class SQLiteQueue(PersistentQInterface):
             if last is None:
                 break
             before = last
+        if applied and target(transition) is JobState.PENDING:
+            self._ring()
         return applied, skipped
 
     # ---------------------------------------------------------------- manager
@@ -487,7 +521,7 @@ class SQLiteQueue(PersistentQInterface):
                     ))  # fmt: skip
             return moved
 
-        return self.db.write(body)
+        return self._ring_if_pending(self.db.write(body))
 
     def schedule_retries(self, *, limit: int = 1000) -> list[Job]:
         self._check_limit(limit)
@@ -510,7 +544,7 @@ class SQLiteQueue(PersistentQInterface):
                 ))  # fmt: skip
             return moved
 
-        return self.db.write(body)
+        return self._ring_if_pending(self.db.write(body))
 
     def purge_done(self, older_than: float, *, limit: int = 10_000) -> int:
         if not older_than >= 0:
