@@ -34,6 +34,7 @@ Q = sql.load("sqlite")
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 BULK_CHUNK = 500
+SEED_CHUNK = 100_000
 
 
 class SQLiteQueue(PersistentQInterface):
@@ -109,6 +110,33 @@ class SQLiteQueue(PersistentQInterface):
         if len(jobs) != len(rows):
             raise RuntimeError(f"inserted {len(rows)} jobs but read back {len(jobs)}")
         return jobs
+
+    def seed_finished_jobs(
+        self, count: int, *, queue: str = "default", data: str = "seed", actor: str = "seed"
+    ) -> int:
+        """Write ``count`` jobs that are already done, each with the history a real run
+        leaves (enqueue, claim, complete by ``actor``), set-wise in chunks of 100,000:
+        a million in seconds. For benchmarks and tests that need a big table (the cost
+        of claim and stats must not grow with it); not part of the queue interface.
+        Returns how many were written."""
+        self._check_limit(count, 100_000_000)
+        self._validated(EnqueueRequest(data, queue), 0.0)
+        written = 0
+        while written < count:
+            chunk = min(SEED_CHUNK, count - written)
+            params = {
+                "count": chunk, "queue": queue, "data": data, "actor": actor,
+                "now": self.clock(), "max_attempts": self.settings.max_attempts,
+            }  # fmt: skip
+
+            def body(conn: sqlite3.Connection, params: dict[str, Any] = params) -> None:
+                after = conn.execute(Q["jobs_last_id"]).fetchone()[0]
+                conn.execute(Q["seed_done_jobs"], params)
+                conn.execute(Q["seed_done_events"], {**params, "after": after})
+
+            self.db.write(body)
+            written += chunk
+        return written
 
     # ---------------------------------------------------------------- consumers
 

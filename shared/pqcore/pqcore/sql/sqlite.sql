@@ -28,6 +28,26 @@ INSERT INTO job_events (job_id, at, from_status, to_status, action, actor, attem
 SELECT id, created_at, NULL, 'pending', 'enqueue', :actor, 0, NULL
   FROM jobs WHERE id > :after ORDER BY id;
 
+-- name: seed_done_jobs
+-- seed_finished_jobs: :count jobs already done, written set-wise.
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
+                  consumer_id, created_at, updated_at, started_at, finished_at)
+SELECT :queue, :data, 'done', 0, :now, 1, :max_attempts, :actor, :now, :now, :now, :now
+  FROM n;
+
+-- name: seed_done_events
+-- The history a real run leaves: enqueue, claim, complete, in that order per job.
+INSERT INTO job_events (job_id, at, from_status, to_status, action, actor, attempt, detail)
+SELECT jobs.id, :now, step.from_status, step.to_status, step.action, :actor, step.attempt, NULL
+  FROM jobs,
+       (SELECT 1 AS ord, NULL AS from_status, 'pending' AS to_status, 'enqueue' AS action,
+               0 AS attempt
+        UNION ALL SELECT 2, 'pending', 'processing', 'claim', 1
+        UNION ALL SELECT 3, 'processing', 'done', 'complete', 1) AS step
+ WHERE jobs.id > :after
+ ORDER BY jobs.id, step.ord;
+
 -- name: job_by_active_dedupe_key
 SELECT * FROM jobs
  WHERE dedupe_key = :dedupe_key AND status IN ('pending', 'processing', 'failed');
