@@ -82,6 +82,7 @@ class SQLiteDatabase:
     def __init__(self, url_or_path: str, settings: QueueSettings, *, create: bool = True) -> None:
         self.path = sqlite_path(url_or_path)
         self.settings = settings
+        self._synchronous = settings.sqlite_synchronous.upper()
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
@@ -141,8 +142,7 @@ class SQLiteDatabase:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
             if mode.lower() != "wal":
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
-        synchronous = self.settings.sqlite_synchronous.upper()
-        conn.execute(f"PRAGMA synchronous = {synchronous}")  # validated by QueueSettings
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
         conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
@@ -157,12 +157,16 @@ class SQLiteDatabase:
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, body: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
         """Run ``body`` in a ``BEGIN IMMEDIATE`` transaction, retrying it whole on SQLITE_BUSY.
 
         Any exception rolls the transaction back; storage errors become ``StorageError``s.
+        ``durable=False`` commits without waiting for fsync (synchronous=NORMAL for this
+        transaction only): for changes whose loss in a power cut is harmless. The next
+        durable commit of any process syncs it too (the WAL is synced whole).
         """
         conn = self.connection()
+        relax = not durable and self._synchronous in ("FULL", "EXTRA")
 
         def attempt() -> T:
             self._begin_immediate(conn)
@@ -175,7 +179,13 @@ class SQLiteDatabase:
                     conn.execute("ROLLBACK")
                 raise
 
-        return self._retry_busy(attempt)
+        if not relax:
+            return self._retry_busy(attempt)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            return self._retry_busy(attempt)
+        finally:
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting for it in steps of at most 2 ms.

@@ -174,7 +174,11 @@ class SQLiteQueue(PersistentQInterface):
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
             return SettleResult(settled, lost, claimed)
 
-        result = self.db.write(body)
+        # A claim that settles nothing need not wait for fsync: if a power cut undoes
+        # it, the job is pending again, just as the rescue of a crashed consumer's job
+        # would make it, and that consumer died with the power. Every outcome (and
+        # every enqueue) is durable before the call returns.
+        result = self.db.write(body, durable=bool(outcomes))
         if any(o.kind == "release" for o in outcomes):
             self._ring()
         return result
