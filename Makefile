@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml shared/pqcore/pyproject.toml
 setup: $(STAMP) ## create .venv and install pq with its development tools
 
 run: setup ## run the system on SQLite (no Docker): producer, consumers, manager, consoles
-	$(PY) -m pqcore.demo
+	mkdir -p var/jobs logs
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/supervisord -c deploy/supervisord.conf
 
 test: setup ## run every test tier (installs what the tiers need)
 	bash deploy/scripts/ensure-system.sh

@@ -40,7 +40,7 @@ from pqcore.models import (
     SettleResult,
     Stats,
 )
-from pqcore.states import Transition
+from pqcore.states import JobState, Transition
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_DEDUPE_KEY = 1024
@@ -184,6 +184,24 @@ class PersistentQInterface(abc.ABC):
     @abc.abstractmethod
     def count_jobs(self, flt: JobFilter | None = None) -> int:
         """How many jobs match the filter."""
+
+    @abc.abstractmethod
+    def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
+        """The subset of ``keys`` carried by some job in *any* state (finished ones too).
+
+        The producer's reconciliation uses it: enqueue's dedupe only covers active jobs.
+        May scan the jobs table; meant for a start-up check, not a hot path."""
+
+    @abc.abstractmethod
+    def last_event_id(self) -> int:
+        """The id of the newest history row (0 if none): a cursor for ``events_after``."""
+
+    @abc.abstractmethod
+    def events_after(
+        self, after_id: int, *, to_status: JobState | None = None, limit: int = 1000
+    ) -> list[JobEvent]:
+        """History rows with an id above ``after_id`` (optionally only those entering
+        ``to_status``), oldest first: lets the manager notice every dead-lettered job."""
 
     # ---------------------------------------------------------------- operators
 

@@ -426,6 +426,32 @@ class SQLiteQueue(PersistentQInterface):
         statement = "SELECT count(*) FROM jobs WHERE " + " AND ".join(where)
         return int(self.db.query(lambda c: c.execute(statement, params).fetchone()[0]))
 
+    def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        self._check_limit(len(wanted))
+        params = {"keys": json.dumps(wanted)}
+        rows = self.db.query(lambda c: c.execute(Q["dedupe_keys_known"], params).fetchall())
+        return {r[0] for r in rows}
+
+    def last_event_id(self) -> int:
+        return int(self.db.query(lambda c: c.execute(Q["last_event_id"]).fetchone()[0]))
+
+    def events_after(
+        self, after_id: int, *, to_status: JobState | None = None, limit: int = 1000
+    ) -> list[JobEvent]:
+        self._check_limit(limit)
+        if isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0:
+            raise InvalidArgument("after_id must be a non-negative integer")
+        params = {
+            "after_id": after_id,
+            "to_status": JobState(to_status).value if to_status is not None else None,
+            "limit": limit,
+        }
+        rows = self.db.query(lambda c: c.execute(Q["events_after"], params).fetchall())
+        return [JobEvent.from_row(r) for r in rows]
+
     # ---------------------------------------------------------------- operators
 
     def operator_action(

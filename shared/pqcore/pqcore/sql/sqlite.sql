@@ -62,6 +62,19 @@ VALUES (:job_id, :at, :from_status, :to_status, :action, :actor, :attempt, :deta
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
 
+-- name: dedupe_keys_known
+-- Any state: the partial unique index covers active jobs only, so this may scan.
+SELECT DISTINCT dedupe_key FROM jobs
+ WHERE dedupe_key IN (SELECT value FROM json_each(:keys));
+
+-- name: last_event_id
+SELECT coalesce(max(id), 0) FROM job_events;
+
+-- name: events_after
+SELECT * FROM job_events
+ WHERE id > :after_id AND (:to_status IS NULL OR to_status = :to_status)
+ ORDER BY id LIMIT :limit;
+
 -- name: claim_one_queue
 UPDATE jobs
    SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,

@@ -1,0 +1,139 @@
+"""Flags with ``PQ_*`` environment defaults, shared by every service.
+
+Every setting is a flag whose default comes from its environment variable, so
+``--interval 2`` and ``PQ_INTERVAL=2`` mean the same and flags win. argparse
+converts string defaults with the flag's type, so a bad ``PQ_*`` value is reported
+like a bad flag: one clear error naming the setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import socket
+from typing import Any
+
+from pqcore import QueueSettings, open_queue
+from pqcore.base import PersistentQInterface
+
+
+def add_setting(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    env: str,
+    default: Any,
+    help: str,
+    *,
+    type: Any = str,
+) -> None:
+    """Add ``flag`` whose default is ``$env`` when set, else ``default``."""
+    raw = os.environ.get(env)
+    value = raw if raw not in (None, "") else default
+    shown = "none" if default is None else default
+    extra: dict[str, Any] = {"nargs": "?", "const": True} if type is env_flag else {}
+    parser.add_argument(
+        flag,
+        type=type,
+        default=value,
+        metavar=env.removeprefix("PQ_"),
+        help=f"{help} (env {env}, default {shown})",
+        **extra,
+    )
+
+
+def env_flag(value: str | bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, not {value!r}")
+
+
+def positive_float(value: str) -> float:
+    number = float(value)
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {value}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, not {value}")
+    return number
+
+
+def port_number(value: str) -> int:
+    number = int(value)
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0-65535 (0 disables), not {value}")
+    return number
+
+
+def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -> None:
+    """The settings every service has: database, metrics endpoint, logging."""
+    # SUPPRESS: under `pq`, the top-level `--db` stays visible when this one is absent.
+    parser.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="queue database: a path, sqlite:///path or postgresql://... "
+        "(env PQ_DB, default var/queue.db)",
+    )
+    add_setting(
+        parser,
+        "--metrics-port",
+        "PQ_METRICS_PORT",
+        metrics_port,
+        "Prometheus metrics port; 0 disables",
+        type=port_number,
+    )
+    add_setting(
+        parser,
+        "--metrics-address",
+        "PQ_METRICS_ADDRESS",
+        "127.0.0.1",
+        "address the metrics endpoint binds (0.0.0.0 in containers)",
+    )
+    add_setting(
+        parser,
+        "--log-dir",
+        "PQ_LOG_DIR",
+        "logs",
+        "directory of the per-component log file; empty disables the file",
+    )
+    add_setting(parser, "--log-level", "PQ_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    add_setting(
+        parser,
+        "--log-json",
+        "PQ_LOG_JSON",
+        False,
+        "write JSON lines instead of text",
+        type=env_flag,
+    )
+
+
+def open_service_queue(args: argparse.Namespace, **overrides: Any) -> PersistentQInterface:
+    """Open the queue from ``--db``/``PQ_DB`` plus per-service overrides of queue settings."""
+    settings = QueueSettings.from_env(db=getattr(args, "db", None), **overrides)
+    return open_queue(settings.db, settings=settings)
+
+
+def process_id(role: str | None = None) -> str:
+    """``<hostname>-<pid>-<4 random hex>``: distinct per container replica and per restart."""
+    name = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+    return f"{role}-{name}" if role else name
+
+
+def add_jobs_dir(parser: argparse.ArgumentParser) -> None:
+    add_setting(
+        parser,
+        "--jobs-dir",
+        "PQ_JOBS_DIR",
+        "var/jobs",
+        "directory of the job files; payloads are paths relative to it",
+    )

@@ -1,0 +1,5 @@
+import sys
+
+from services.consumer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""`pq consumer` / `python -m services.consumer`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from services.common.entry import module_main, register_service
+from services.common.metrics import start_metrics_server
+from services.common.settings import (
+    add_common_settings,
+    add_jobs_dir,
+    add_setting,
+    non_negative_float,
+    open_service_queue,
+    positive_float,
+    process_id,
+)
+from services.common.signals import StopRequest
+
+HELP = "claim jobs, run their handler (default: append a completion line to the job file)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_settings(parser, metrics_port=9102)
+    add_setting(
+        parser,
+        "--metrics-port-offset",
+        "PQ_METRICS_PORT_OFFSET",
+        0,
+        "added to a non-zero metrics port (supervisor passes the process number)",
+        type=int,
+    )
+    add_jobs_dir(parser)
+    add_setting(
+        parser,
+        "--work-min",
+        "PQ_WORK_MIN",
+        7.0,
+        "shortest simulated work, seconds",
+        type=non_negative_float,
+    )
+    add_setting(
+        parser,
+        "--work-max",
+        "PQ_WORK_MAX",
+        15.0,
+        "longest simulated work, seconds",
+        type=non_negative_float,
+    )
+    add_setting(
+        parser,
+        "--lease",
+        "PQ_LEASE_SECONDS",
+        30.0,
+        "lease per claim, seconds; heartbeats extend it every lease/3",
+        type=positive_float,
+    )
+    add_setting(
+        parser,
+        "--grace",
+        "PQ_GRACE_SECONDS",
+        15.0,
+        "on SIGTERM, finish the current job if it can end within this many seconds,"
+        " else release it at once",
+        type=non_negative_float,
+    )
+    add_setting(
+        parser,
+        "--queues",
+        "PQ_QUEUES",
+        "",
+        "comma-separated queues to take jobs from; empty: every queue",
+    )
+    add_setting(
+        parser,
+        "--handler-modules",
+        "PQ_HANDLER_MODULES",
+        "",
+        "comma-separated modules to import; they call register_handler()",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here: `pq` loads every service's parser, and each process must
+    # register only its own role's metrics.
+    from services.consumer.consumer import Consumer, ConsumerSettings
+
+    for name in filter(None, (m.strip() for m in args.handler_modules.split(","))):
+        importlib.import_module(name)
+    queues = tuple(q.strip() for q in args.queues.split(",") if q.strip()) or None
+    try:
+        settings = ConsumerSettings(
+            Path(args.jobs_dir),
+            work_min=args.work_min,
+            work_max=args.work_max,
+            lease_seconds=args.lease,
+            grace_seconds=args.grace,
+            queues=queues,
+        )
+    except ValueError as error:
+        raise SystemExit(f"pq consumer: {error}") from None
+    stop = StopRequest().install()
+    consumer_id = process_id()
+    port = args.metrics_port + args.metrics_port_offset if args.metrics_port else 0
+    start_metrics_server("consumer", port, args.metrics_address)
+    with open_service_queue(args, lease_seconds=args.lease) as q:
+        logger.info(
+            "consumer {} started: db={} jobs_dir={} work={}-{}s lease={}s grace={}s",
+            consumer_id,
+            q.settings.db,
+            settings.jobs_dir,
+            settings.work_min,
+            settings.work_max,
+            settings.lease_seconds,
+            settings.grace_seconds,
+        )
+        return Consumer(q, settings, consumer_id=consumer_id, stop=stop).run()
+
+
+def register(subparsers: Any) -> None:
+    register_service(subparsers, "consumer", HELP, add_arguments, run)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return module_main("consumer", HELP, add_arguments, run, argv)

@@ -1,0 +1,363 @@
+"""The consumer loop: claim a job under a lease, run its handler, report the outcome.
+
+* Claims and outcomes share one transaction (``settle_and_claim``): the outcome of
+  the job just finished and the claim of the next one commit together.
+* A background thread extends the lease every ``lease/3`` seconds while a job runs
+  and refreshes this consumer's row in ``consumers``; it also enforces the grace
+  period on shutdown.
+* A lease lost (rescued by the manager, marked by an operator) is never fought: the
+  outcome is dropped, ``pq_lease_lost_total`` counts it, nothing more is written.
+* SIGTERM: no new claims; the current job finishes if it can within the grace
+  period, otherwise it is released back to ``pending`` at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import socket
+import threading
+import time
+from pathlib import Path
+
+from loguru import logger
+
+from pqcore import Job, LeaseLost, Outcome, PersistentQInterface, PQError, StorageError
+from services.common.signals import StopRequest
+from services.consumer import handlers, metrics
+
+IMMEDIATE_RETRIES = 3
+IMMEDIATE_BACKOFF_SECONDS = 0.1  # doubled per retry, with jitter
+IDLE_WAIT_SECONDS = 0.5  # how long one wait_for_jobs blocks before the loop looks at signals
+TICK_SECONDS = 0.1  # the heartbeat thread's clock
+
+
+@dataclasses.dataclass(frozen=True)
+class ConsumerSettings:
+    jobs_dir: Path
+    work_min: float = 7.0
+    work_max: float = 15.0
+    lease_seconds: float = 30.0
+    grace_seconds: float = 15.0
+    queues: tuple[str, ...] | None = None  # None: every queue
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.work_min <= self.work_max:
+            raise ValueError("work times need 0 <= work-min <= work-max")
+        if not self.lease_seconds > 0:
+            raise ValueError("the lease must be positive")
+        if self.grace_seconds < 0:
+            raise ValueError("the grace period must not be negative")
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.lease_seconds / 3
+
+
+@dataclasses.dataclass
+class HeldJob:
+    """The job being worked on, shared with the heartbeat thread."""
+
+    job: Job
+    lease_lost: threading.Event = dataclasses.field(default_factory=threading.Event)
+    last_beat: float = dataclasses.field(default_factory=time.monotonic)
+    loss_counted: bool = False
+
+    @property
+    def token(self) -> str:
+        return self.job.lease_token or ""
+
+    def note_lease_lost(self, where: str) -> None:
+        self.lease_lost.set()
+        if not self.loss_counted:
+            self.loss_counted = True
+            metrics.LEASE_LOST.inc()
+            logger.warning(
+                "lease lost job={} attempt={} ({}): another consumer or an operator"
+                " owns it now; writing nothing more",
+                self.job.id,
+                self.job.attempts,
+                where,
+            )
+
+
+class Consumer:
+    def __init__(
+        self,
+        queue: PersistentQInterface,
+        settings: ConsumerSettings,
+        *,
+        consumer_id: str,
+        stop: StopRequest | None = None,
+    ) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.consumer_id = consumer_id
+        self.stop = stop or StopRequest()
+        self.jobs_done = 0
+        self.jobs_failed = 0
+        self._lock = threading.Lock()
+        self._current: HeldJob | None = None
+        self._finished = threading.Event()
+
+    # ------------------------------------------------------------ lifecycle
+
+    def run(self) -> int:
+        self._register()
+        beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
+        beat.start()
+        try:
+            self._loop()
+        finally:
+            self._finished.set()
+            beat.join(timeout=5)
+            self._deregister()
+        logger.info(
+            "consumer {} stopped: done={} failed={}",
+            self.consumer_id,
+            self.jobs_done,
+            self.jobs_failed,
+        )
+        return 0
+
+    def _register(self) -> None:
+        queues = ",".join(self.settings.queues) if self.settings.queues else "*"
+        self.queue.consumer_register(
+            self.consumer_id, host=socket.gethostname(), pid=os.getpid(), queues=queues
+        )
+
+    def _deregister(self) -> None:
+        try:
+            self.queue.consumer_deregister(self.consumer_id)
+        except PQError as error:
+            logger.warning("could not deregister {}: {}", self.consumer_id, error)
+
+    def grace_left(self) -> float:
+        if self.stop.requested_at is None:
+            return float("inf")
+        return self.settings.grace_seconds - (time.monotonic() - self.stop.requested_at)
+
+    # ------------------------------------------------------------ main loop
+
+    def _loop(self) -> None:
+        finished: tuple[HeldJob, Outcome] | None = None
+        while True:
+            stopping = self.stop.requested
+            claimed = self._settle_and_claim(finished, limit=0 if stopping else 1)
+            if claimed is None:  # the database failed past the retries; the outcome is kept
+                if stopping:
+                    return  # the lease will expire and the manager rescues the job
+                continue
+            finished = None
+            if stopping:
+                return
+            if not claimed:
+                self._idle()
+                continue
+            job = claimed[0]
+            metrics.JOBS_CLAIMED.labels(queue=job.queue).inc()
+            logger.info(
+                "claimed job={} attempt={}/{} payload={}",
+                job.id,
+                job.attempts,
+                job.max_attempts,
+                job.data,
+            )
+            finished = self._process(job)
+
+    def _idle(self) -> None:
+        """Block until a job may be claimable (pqcore's wait, no busy loop), briefly."""
+        try:
+            self.queue.wait_for_jobs(IDLE_WAIT_SECONDS, self.settings.queues)
+        except StorageError as error:
+            logger.warning("database error while waiting for jobs: {}", error)
+            self.stop.wait(1.0)
+
+    def _settle_and_claim(
+        self, finished: tuple[HeldJob, Outcome] | None, *, limit: int
+    ) -> list[Job] | None:
+        outcomes = [finished[1]] if finished else []
+        delay = 0.2
+        while True:
+            try:
+                result = self.queue.settle_and_claim(
+                    outcomes,
+                    self.consumer_id,
+                    limit=limit,
+                    queues=self.settings.queues,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+                break
+            except StorageError as error:
+                logger.warning(
+                    "database error while settling/claiming: {}; retrying in {:.1f}s", error, delay
+                )
+                if self.stop.requested and delay > 5:
+                    return None
+                if self.stop.requested:
+                    time.sleep(delay)
+                else:
+                    self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+        if finished:
+            held, outcome = finished
+            if outcome.job_id in result.lost:
+                held.note_lease_lost(f"{outcome.kind} rejected")
+            else:
+                self._record(held.job, outcome)
+        return result.claimed
+
+    def _record(self, job: Job, outcome: Outcome) -> None:
+        if outcome.kind == "done":
+            self.jobs_done += 1
+            metrics.JOBS_COMPLETED.labels(queue=job.queue).inc()
+            logger.info("completed job={} attempt={}", job.id, job.attempts)
+        else:
+            self.jobs_failed += 1
+            retryable = "true" if outcome.retryable else "false"
+            metrics.JOBS_FAILED.labels(queue=job.queue, retryable=retryable).inc()
+            logger.warning(
+                "failed job={} attempt={} retryable={}: {}",
+                job.id,
+                job.attempts,
+                retryable,
+                outcome.error,
+            )
+
+    # ------------------------------------------------------------ one job
+
+    def _process(self, job: Job) -> tuple[HeldJob, Outcome] | None:
+        """Run the job's handler; returns the outcome to settle, or None when the job was
+        released or its lease lost (nothing left to report)."""
+        held = HeldJob(job)
+        with self._lock:
+            self._current = held
+        metrics.BUSY.set(1)
+        kind, handler, argument = handlers.resolve(job.data)
+        ctx = handlers.HandlerContext(
+            job=job,
+            argument=argument,
+            jobs_dir=self.settings.jobs_dir,
+            consumer_id=self.consumer_id,
+            work_seconds=random.uniform(self.settings.work_min, self.settings.work_max),
+            stop_requested=lambda: self.stop.requested,
+            grace_left=self.grace_left,
+            lease_lost=held.lease_lost,
+        )
+        started = time.monotonic()
+        try:
+            self._run_with_retries(handler, ctx)
+            return held, Outcome(job.id, held.token, "done")
+        except handlers.JobAbandoned as why:
+            self._release(held, f"consumer stopping: {why}")
+            return None
+        except handlers.LeaseLostDuringWork:
+            held.note_lease_lost("during work")
+            return None
+        except handlers.PermanentError as error:
+            return held, Outcome(job.id, held.token, "failed", _describe(error), retryable=False)
+        except Exception as error:
+            logger.opt(exception=error).debug("handler {} raised", kind)
+            return held, Outcome(job.id, held.token, "failed", _describe(error), retryable=True)
+        finally:
+            metrics.PROCESSING_SECONDS.labels(queue=job.queue).observe(time.monotonic() - started)
+            with self._lock:
+                self._current = None
+            metrics.BUSY.set(0)
+
+    def _run_with_retries(self, handler: handlers.Handler, ctx: handlers.HandlerContext) -> None:
+        for retry in range(IMMEDIATE_RETRIES + 1):
+            try:
+                handler(ctx)
+                return
+            except Exception as error:
+                if retry == IMMEDIATE_RETRIES or not handlers.is_transient(error):
+                    raise
+                pause = IMMEDIATE_BACKOFF_SECONDS * 2**retry * random.uniform(0.5, 1.0)
+                metrics.IMMEDIATE_RETRIES.inc()
+                logger.warning(
+                    "transient error on job={} ({}); immediate retry {} of {} in {:.2f}s",
+                    ctx.job.id,
+                    _describe(error),
+                    retry + 1,
+                    IMMEDIATE_RETRIES,
+                    pause,
+                )
+                ctx.work_seconds = 0.0  # the simulated work was done; only redo the effect
+                ctx.sleep(pause)
+
+    def _release(self, held: HeldJob, reason: str) -> None:
+        try:
+            self.queue.release(held.job.id, held.token, reason=reason)
+            metrics.JOBS_RELEASED.labels(queue=held.job.queue).inc()
+            logger.warning("released job={} back to pending: {}", held.job.id, reason)
+        except LeaseLost:
+            held.note_lease_lost("release rejected")
+        except PQError as error:
+            logger.error(
+                "could not release job={} ({}); its lease expires in at most {}s",
+                held.job.id,
+                error,
+                self.settings.lease_seconds,
+            )
+
+    # ------------------------------------------------------------ heartbeat thread
+
+    def _heartbeat_loop(self) -> None:
+        interval = self.settings.heartbeat_interval
+        next_row_beat = 0.0
+        while not self._finished.wait(TICK_SECONDS):
+            with self._lock:
+                held = self._current
+            now = time.monotonic()
+            if held and not held.lease_lost.is_set() and now - held.last_beat >= interval:
+                self._beat_job(held)
+            if now >= next_row_beat:
+                next_row_beat = now + interval
+                self._beat_row(held)
+            if held and self.stop.requested and self.grace_left() <= 0:
+                self._give_up(held)
+
+    def _beat_job(self, held: HeldJob) -> None:
+        try:
+            self.queue.heartbeat(held.job.id, held.token, lease_seconds=self.settings.lease_seconds)
+            held.last_beat = time.monotonic()
+            metrics.LAST_HEARTBEAT.set_to_current_time()
+        except LeaseLost:
+            held.note_lease_lost("heartbeat rejected")
+        except PQError as error:
+            logger.warning("heartbeat of job={} failed: {}", held.job.id, error)
+
+    def _beat_row(self, held: HeldJob | None) -> None:
+        try:
+            known = self.queue.consumer_heartbeat(
+                self.consumer_id,
+                state="busy" if held else "idle",
+                current_job_id=held.job.id if held else None,
+                jobs_done=self.jobs_done,
+                jobs_failed=self.jobs_failed,
+            )
+            if not known:  # purged after a long stall: register again
+                self._register()
+            if held is None:
+                metrics.LAST_HEARTBEAT.set_to_current_time()
+        except PQError as error:
+            logger.warning("consumer heartbeat failed: {}", error)
+
+    def _give_up(self, held: HeldJob) -> None:
+        """The grace period is over and the handler did not stop: release and exit now."""
+        logger.warning(
+            "grace period of {}s over with job={} still running; releasing it and exiting",
+            self.settings.grace_seconds,
+            held.job.id,
+        )
+        held.lease_lost.set()  # a cooperative handler stops before writing anything more
+        self._release(held, "consumer stopping: grace period over")
+        self._deregister()
+        logger.complete()
+        os._exit(0)
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,181 @@
+"""Job handlers, chosen by the job's kind, and the default one: append a completion line.
+
+Kinds. A payload ``<kind>:<argument>`` whose ``<kind>`` is registered runs that
+handler with ``<argument>``; any other payload is a job file path for the ``file``
+handler (so the producer's plain paths need no prefix). Register your own with
+``register_handler("resize", fn)`` in a module named by ``--handler-modules`` /
+``PQ_HANDLER_MODULES`` (comma-separated, imported when the consumer starts).
+
+A handler is ``fn(ctx: HandlerContext) -> None``. Returning means success. Raising
+``TransientError`` (or an ``OSError`` such as ``EAGAIN``) is retried in-process up to
+3 times with a short backoff; ``PermanentError`` fails the job for good (dead-letter
+queue); anything else fails it retryably (the manager retries it later with
+exponential backoff). Long work should wait with ``ctx.sleep`` and call
+``ctx.check_lease()`` before side effects, so shutdown and lease loss interrupt it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import fcntl
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from pqcore import Job
+from services.common import jobfiles
+
+
+class TransientError(Exception):
+    """A failure worth retrying at once (a busy resource, a timeout)."""
+
+
+class PermanentError(Exception):
+    """A failure no retry can fix (bad input): the job goes to the dead-letter queue."""
+
+
+class UnsafePath(PermanentError):
+    """The job's path points outside the jobs directory."""
+
+
+class JobAbandoned(Exception):
+    """Shutdown came and the work cannot finish within the grace period."""
+
+
+class LeaseLostDuringWork(Exception):
+    """The lease was taken away while the handler ran: stop, write nothing more."""
+
+
+TRANSIENT_ERRNOS = frozenset(
+    {errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ENOLCK}
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    if isinstance(error, TransientError):
+        return True
+    return isinstance(error, OSError) and error.errno in TRANSIENT_ERRNOS
+
+
+@dataclasses.dataclass
+class HandlerContext:
+    """What a handler gets: the job, its argument, and cooperative waiting."""
+
+    job: Job
+    argument: str
+    jobs_dir: Path
+    consumer_id: str
+    work_seconds: float
+    stop_requested: Callable[[], bool]
+    grace_left: Callable[[], float]
+    lease_lost: threading.Event
+
+    def check_lease(self) -> None:
+        if self.lease_lost.is_set():
+            raise LeaseLostDuringWork(f"lease on job {self.job.id} was lost")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait as work does. Raises ``JobAbandoned`` once a stop is requested and the
+        rest of the wait would outlast the grace period, ``LeaseLostDuringWork`` when
+        the lease is lost."""
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check_lease()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            if self.stop_requested() and remaining > self.grace_left():
+                raise JobAbandoned(f"{remaining:.1f}s of work left, more than the grace period")
+            self.lease_lost.wait(min(remaining, 0.1))
+
+
+Handler = Callable[[HandlerContext], None]
+HANDLERS: dict[str, Handler] = {}
+DEFAULT_KIND = "file"
+
+
+def register_handler(kind: str, handler: Handler) -> None:
+    if not kind.isidentifier():
+        raise ValueError(f"handler kind must be an identifier, not {kind!r}")
+    HANDLERS[kind] = handler
+
+
+def resolve(payload: str) -> tuple[str, Handler, str]:
+    """(kind, handler, argument) for a payload."""
+    kind, sep, rest = payload.partition(":")
+    if sep and kind in HANDLERS:
+        return kind, HANDLERS[kind], rest
+    return DEFAULT_KIND, HANDLERS[DEFAULT_KIND], payload
+
+
+# ---------------------------------------------------------------- the file handler
+
+
+def safe_job_path(jobs_dir: Path, payload: str) -> Path:
+    """The real path of the job file, which must lie inside ``jobs_dir``.
+
+    Rejects ``..`` components, absolute paths elsewhere and symlinks leading out,
+    before anything is opened.
+    """
+    if not payload or payload != payload.strip():
+        raise UnsafePath(f"job path {payload!r} is empty or has surrounding blanks")
+    if ".." in PurePosixPath(payload).parts:
+        raise UnsafePath(f"job path {payload!r} contains '..'; refused")
+    root = jobs_dir.resolve()
+    candidate = Path(payload) if os.path.isabs(payload) else root / payload
+    real = candidate.resolve()
+    if real == root or not real.is_relative_to(root):
+        raise UnsafePath(
+            f"job path {payload!r} resolves to {real}, outside the jobs directory {root}; refused"
+        )
+    return real
+
+
+def append_completion(ctx: HandlerContext) -> None:
+    """The default handler: wait the work time, then append the completion line once.
+
+    Effectively-once: under an exclusive lock on the file, the line is appended only
+    if the file does not already hold this job's completion line, so a job redelivered
+    after a crash (or a zombie woken up late) never writes it twice.
+    """
+    path = safe_job_path(ctx.jobs_dir, ctx.argument)
+    ctx.sleep(ctx.work_seconds)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise PermanentError(f"job file {path} does not exist") from None
+    except IsADirectoryError:
+        raise PermanentError(f"job path {path} is a directory, not a job file") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:  # replaced by a symlink after the check
+            raise UnsafePath(f"job path {path} became a symlink; refused") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise PermanentError(f"job path {path} is not a regular file")
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if jobfiles.holds_completion(_read_all(fd), ctx.job.id):
+            return  # already written by an earlier delivery of this job
+        ctx.check_lease()
+        line = jobfiles.completion_line(ctx.job.id, ctx.job.attempts, ctx.consumer_id)
+        data = line.encode("utf-8")
+        if os.write(fd, data) != len(data):
+            raise OSError(errno.EIO, f"short write to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)  # also drops the lock
+
+
+def _read_all(fd: int) -> str:
+    chunks, offset = [], 0
+    while chunk := os.pread(fd, 1 << 16, offset):
+        chunks.append(chunk)
+        offset += len(chunk)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+register_handler(DEFAULT_KIND, append_completion)

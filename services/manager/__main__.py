@@ -1,0 +1,5 @@
+import sys
+
+from services.manager.cli import main
+
+sys.exit(main())
