@@ -118,6 +118,8 @@ class Worker:
         flusher = self._flusher
         if flusher is not None:
             flusher.join()
+        # A failed background write put its outcomes back: the final write retries them.
+        self._flusher_error = None
         self._settle(0)
 
     def __enter__(self) -> Worker:
