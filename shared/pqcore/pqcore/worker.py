@@ -12,7 +12,8 @@ groups calls):
 
 * Every outcome is written within ``max_ack_delay`` seconds: a flusher thread writes
   outcomes that waited that long even while the caller is busy with a long job, so a
-  finished job is never left to expire its lease and run again.
+  finished job is never left to expire its lease and run again. Claims do not wait for
+  younger outcomes, so picking up a job never waits for the fsync of completions.
 * Claimed jobs that were never handed out are released (attempt given back) by
   ``close()``; jobs handed out and not reported stay held until their lease expires,
   exactly as with ``claim``.
@@ -86,7 +87,10 @@ class Worker:
                 stale = [job, *self._ready]
                 self._ready.clear()
                 self._record(*(Outcome(j.id, _token(j), "release", "lease aged") for j in stale))
-            if self._settle(self.batch):
+            # Claim first; waiting outcomes ride along only once they are due. A pickup
+            # then never waits for the fsync of completions, and completions of many
+            # batches share one durable commit (the flusher's, within max_ack_delay).
+            if self._settle(self.batch, with_outcomes=self._outcomes_due()):
                 continue
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.queue.wait_for_jobs(remaining, self.queues):
@@ -150,11 +154,25 @@ class Worker:
             self._start_flusher()
             self._lock.notify_all()
 
-    def _settle(self, limit: int) -> int:
-        """Write waiting outcomes and claim up to ``limit`` more in one transaction."""
+    def _outcomes_due(self) -> bool:
+        """Outcomes go with the next claim once the oldest waited max_ack_delay, or at
+        once when one gives a job back (it may be the very job to claim next)."""
+        with self._lock:
+            if not self._outcomes:
+                return False
+            if time.monotonic() - self._oldest_outcome_at >= self.max_ack_delay:
+                return True
+            return any(o.kind == "release" for o in self._outcomes)
+
+    def _settle(self, limit: int, *, with_outcomes: bool = True) -> int:
+        """Write waiting outcomes (unless told not to) and claim up to ``limit`` more,
+        in one transaction."""
         self._raise_flusher_error()
         with self._lock:
-            outcomes, self._outcomes = self._outcomes, []
+            if with_outcomes:
+                outcomes, self._outcomes = self._outcomes, []
+            else:
+                outcomes = []
         if not outcomes and not limit:
             return 0
         try:
