@@ -22,7 +22,8 @@ from bench.systems import QUEUES
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SYNCS = ("FULL", "NORMAL")
-ROUNDS = 3
+ROUNDS = 5
+PQ_MIN_DRAIN = 5_000  # jobs per drain round for pq (see run_sync)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_sync(
     results: dict[str, Any], work: Path, sync: str, n: int, scale_jobs: int, quick: bool
 ) -> None:
-    """Each workload in ROUNDS rounds, every system once per round in a rotating order,
+    """Each throughput workload in ROUNDS rounds, every system once per round in a rotating order,
     so a slow spell of the shared disk hits every system alike; the median round counts."""
     cells = results["cells"]
 
@@ -97,16 +98,25 @@ def run_sync(
 
     per_round = max(1, n // ROUNDS)
     print(f"synchronous={sync}, {n} jobs per workload", file=sys.stderr, flush=True)
-    measure(
-        "enqueue",
-        [*QUEUES, "one-commit"],
-        lambda s: workloads.enqueue_single(s, work, sync, per_round),
-    )
+    t = time.monotonic()
+    try:
+        for system, result in workloads.enqueue_interleaved(
+            [*QUEUES, "one-commit"], work, sync, n
+        ).items():
+            cells[("enqueue", system, sync)] = result
+    except Exception as error:
+        results["errors"].append(f"enqueue {sync}: {str(error)[:200]}")
+    print(f"  enqueue        {sync:<6} {time.monotonic() - t:6.1f} s", file=sys.stderr)
     measure(
         "enqueue_batch", ["pq", "raw-floor"], lambda s: workloads.enqueue_batch(s, work, sync, n)
     )
-    measure("drain1", QUEUES, lambda s: workloads.drain(s, work, sync, per_round, 1))
-    measure("drain4", QUEUES, lambda s: workloads.drain(s, work, sync, per_round, 4))
+
+    # pq drains a FULL-mode round in well under a second; give it enough jobs to time.
+    def drain_jobs(system: str) -> int:
+        return max(per_round, PQ_MIN_DRAIN) if system == "pq" else per_round
+
+    measure("drain1", QUEUES, lambda s: workloads.drain(s, work, sync, drain_jobs(s), 1))
+    measure("drain4", QUEUES, lambda s: workloads.drain(s, work, sync, drain_jobs(s), 4))
     measure("mixed", QUEUES, lambda s: workloads.mixed(s, work, sync, per_round))
     idle, load = (0.5, 1.0) if quick else (1.0, 2.0)
     measure(

@@ -278,6 +278,42 @@ def enqueue_single(system: str, root: Path, sync: str, n: int) -> Result:
     return Result(rate=n / (out["end"] - out["start"]), n=n, sync=out["sync"])
 
 
+def enqueue_interleaved(systems: list[str], root: Path, sync: str, n: int) -> dict[str, Result]:
+    """One job per call for every system in one process, alternating blocks of 50 jobs,
+    so a slow spell of the shared disk costs every system the same."""
+    out = CTX.Queue()
+    proc = CTX.Process(target=_interleaved_child, args=(systems, root, sync, n, out))
+    proc.start()
+    result = out.get(timeout=600)
+    proc.join(timeout=30)
+    if "fatal" in result:
+        raise RuntimeError(result["fatal"])
+    return {
+        name: Result(rate=n / spent, n=n, sync=result["sync"][name])
+        for name, spent in result["spent"].items()
+    }
+
+
+def _interleaved_child(systems: list[str], root: Path, sync: str, n: int, out: Any) -> None:
+    adapters: dict[str, Adapter] = {}
+    try:
+        for name in systems:
+            adapters[name] = SYSTEMS[name](fresh_dir(root, f"w1-{name}"), sync)
+        spent = dict.fromkeys(systems, 0.0)
+        for block in range(0, n, 50):
+            for name, adapter in adapters.items():
+                t = time.perf_counter()
+                for i in range(block, min(n, block + 50)):
+                    adapter.put(f"job-{i}")
+                spent[name] += time.perf_counter() - t
+        out.put({"spent": spent, "sync": {k: a.readback() for k, a in adapters.items()}})
+    except BaseException as error:
+        out.put({"fatal": f"{type(error).__name__}: {error}"})
+    finally:
+        for adapter in adapters.values():
+            adapter.close()
+
+
 def enqueue_batch(system: str, root: Path, sync: str, n: int, chunk: int = 1000) -> Result:
     directory = fresh_dir(root, f"w1b-{system}")
     payloads = [f"job-{i}" for i in range(n)]
