@@ -331,6 +331,11 @@ def machine() -> list[str]:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10,
+        ).stdout.strip()  # fmt: skip
+        commit += " (with uncommitted changes)" if dirty else ""
     except OSError:
         commit = "?"
     return [
