@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SYNCS = ("FULL", "NORMAL")
 ROUNDS = 5
+LIGHT_ROUNDS = 3  # each light-load round lasts a few seconds whatever the disk does
 PQ_MIN_DRAIN = 5_000  # jobs per drain round for pq (see run_sync)
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--full-jobs",
         type=int,
-        default=2_000,
+        default=1_500,
         help="jobs per workload at synchronous=FULL (peers commit per job: slower)",
     )
     parser.add_argument("--scale-jobs", type=int, default=1_000_000)
@@ -78,10 +79,10 @@ def run_sync(
     so a slow spell of the shared disk hits every system alike; the median round counts."""
     cells = results["cells"]
 
-    def measure(workload: str, systems: list[str], run: Any) -> None:
+    def measure(workload: str, systems: list[str], run: Any, rounds_wanted: int = ROUNDS) -> None:
         rounds: dict[str, list[workloads.Result]] = {s: [] for s in systems}
         t = time.monotonic()
-        for k in range(ROUNDS):
+        for k in range(rounds_wanted):
             for system in systems[k % len(systems) :] + systems[: k % len(systems)]:
                 try:
                     rounds[system].append(run(system))
@@ -123,6 +124,7 @@ def run_sync(
         "light",
         ["pq", "pq-poll", "huey", "raw-floor"],
         lambda s: workloads.light_load(s, work, sync, 200.0, load, idle),
+        LIGHT_ROUNDS,
     )
     e2e_jobs = 300 if quick else (1_000 if sync == "FULL" else 2_000)
     for k in (1, 2, 4):

@@ -299,9 +299,10 @@ NOTES = """### How to read this
   one job per transaction (it does not use the Worker's batching yet).
 - Counts are scaled down from the issue's 20,000 where printed: at synchronous=FULL the peers
   make one or more fsyncs per job, and the whole run must stay under 10 minutes. Workloads
-  2-4 run in 5 rounds (every system once per round, rotating order) and the median round is
-  shown; latency samples of the rounds are pooled. pq's drain rounds use at least 5,000
-  jobs (at FULL it drains a peer-sized round in a fraction of a second, too short to time).
+  2-4 run in 5 rounds and workload 5 in 3 (every system once per round, rotating order);
+  the median round is shown, latency samples of the rounds are pooled. pq's drain rounds
+  use at least 5,000 jobs (at FULL it drains a peer-sized round in a fraction of a second,
+  too short to time).
   Workload 1 (one job per call) runs every system in one process, alternating blocks of
   50 jobs, so the disk's slow spells cost every system alike."""
 
