@@ -333,7 +333,7 @@ def machine() -> list[str]:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/results"],
             capture_output=True, text=True, timeout=10,
         ).stdout.strip()  # fmt: skip
         commit += " (with uncommitted changes)" if dirty else ""
