@@ -30,6 +30,9 @@ class QueueSettings:
     busy_retries: int = 8  # extra attempts of a whole transaction after SQLITE_BUSY
     # PostgreSQL: connections each process keeps at most (its threads share them).
     pg_pool_size: int = 4
+    # SQLite: how idle consumers learn of new jobs. "doorbell" (unix datagram sockets
+    # beside the database, see pqcore.doorbell) or "poll" (re-check every 50 ms).
+    sqlite_wakeup: str = "doorbell"
 
     def __post_init__(self) -> None:
         if self.lease_seconds <= 0:
@@ -44,6 +47,8 @@ class QueueSettings:
             raise InvalidArgument("sqlite_synchronous must be FULL, NORMAL, EXTRA or OFF")
         if self.pg_pool_size < 1:
             raise InvalidArgument("pg_pool_size must be at least 1")
+        if self.sqlite_wakeup not in {"doorbell", "poll"}:
+            raise InvalidArgument("sqlite_wakeup must be doorbell or poll")
         if self.busy_timeout_ms < 0 or self.busy_retries < 0:
             raise InvalidArgument("busy_timeout_ms and busy_retries must not be negative")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -12,6 +13,7 @@ from pqcore import sql
 from pqcore.base import PersistentQInterface
 from pqcore.config import QueueSettings
 from pqcore.db import SQLiteDatabase
+from pqcore.doorbell import Doorbell
 from pqcore.exceptions import InvalidArgument, InvalidTransition, JobNotFound, LeaseLost
 from pqcore.models import (
     Consumer,
@@ -42,8 +44,10 @@ from pqcore.policy import finite_number as _finite_number
 from pqcore.states import ALLOWED_EDGES, JobState, Transition, can, target
 
 Q = sql.load("sqlite")
-WAIT_POLL_SECONDS = 0.05
+WAIT_POLL_SECONDS = 0.05  # without the doorbell
+DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 BULK_CHUNK = 500
+SEED_CHUNK = 100_000
 
 
 class SQLiteQueue(PersistentQInterface):
@@ -60,11 +64,15 @@ class SQLiteQueue(PersistentQInterface):
         super().__init__(settings or QueueSettings(db=path), clock)
         self.db = SQLiteDatabase(path, self.settings, create=create)
         self.path = self.db.path
+        wakeup = self.settings.sqlite_wakeup == "doorbell" and self.path != ":memory:"
+        self.doorbell = Doorbell(self.path) if wakeup else None
 
     def __repr__(self) -> str:
         return f"SQLiteQueue({self.path!r})"
 
     def close(self) -> None:
+        if self.doorbell is not None:
+            self.doorbell.close()
         self.db.close()
 
     # ---------------------------------------------------------------- producers
@@ -76,6 +84,11 @@ class SQLiteQueue(PersistentQInterface):
         rows = [self._validated(item, now) for item in items]  # all checked before any write
         if not rows:
             return []
+
+        if all(values["dedupe_key"] is None for values in rows):
+            jobs = self.db.write(lambda conn: self._insert_plain(conn, rows, actor))
+            self._ring()
+            return jobs
 
         def body(conn: sqlite3.Connection) -> list[Job]:
             jobs: list[Job] = []
@@ -93,7 +106,50 @@ class SQLiteQueue(PersistentQInterface):
             conn.executemany(Q["event_insert"], events)
             return jobs
 
-        return self.db.write(body)
+        jobs = self.db.write(body)
+        self._ring()
+        return jobs
+
+    @staticmethod
+    def _insert_plain(
+        conn: sqlite3.Connection, rows: list[dict[str, Any]], actor: str
+    ) -> list[Job]:
+        # No dedupe keys: one executemany for the jobs and one INSERT ... SELECT for
+        # their history, then read them back (ids ascend in insertion order).
+        after = conn.execute(Q["jobs_last_id"]).fetchone()[0]
+        conn.executemany(Q["job_insert_plain"], rows)
+        conn.execute(Q["events_enqueued_after"], {"after": after, "actor": actor})
+        jobs = _jobs(conn.execute(Q["jobs_after"], {"after": after}))
+        if len(jobs) != len(rows):
+            raise RuntimeError(f"inserted {len(rows)} jobs but read back {len(jobs)}")
+        return jobs
+
+    def seed_finished_jobs(
+        self, count: int, *, queue: str = "default", data: str = "seed", actor: str = "seed"
+    ) -> int:
+        """Write ``count`` jobs that are already done, each with the history a real run
+        leaves (enqueue, claim, complete by ``actor``), set-wise in chunks of 100,000:
+        a million in seconds. For benchmarks and tests that need a big table (the cost
+        of claim and stats must not grow with it); not part of the queue interface.
+        Returns how many were written."""
+        self._check_limit(count, 100_000_000)
+        self._validated(EnqueueRequest(data, queue), 0.0)
+        written = 0
+        while written < count:
+            chunk = min(SEED_CHUNK, count - written)
+            params = {
+                "count": chunk, "queue": queue, "data": data, "actor": actor,
+                "now": self.clock(), "max_attempts": self.settings.max_attempts,
+            }  # fmt: skip
+
+            def body(conn: sqlite3.Connection, params: dict[str, Any] = params) -> None:
+                after = conn.execute(Q["jobs_last_id"]).fetchone()[0]
+                conn.execute(Q["seed_done_jobs"], params)
+                conn.execute(Q["seed_done_events"], {**params, "after": after})
+
+            self.db.write(body)
+            written += chunk
+        return written
 
     # ---------------------------------------------------------------- consumers
 
@@ -113,19 +169,65 @@ class SQLiteQueue(PersistentQInterface):
 
         def body(conn: sqlite3.Connection) -> SettleResult:
             now = self.clock()
-            settled, lost = [], []
-            for outcome in outcomes:
+            # Completions go through one guarded UPDATE together; results are still
+            # reported in the order the outcomes came in.
+            applied: dict[int, Job] = {}
+            refused: list[int] = []
+            completions = [(i, o) for i, o in enumerate(outcomes) if o.kind == "done"]
+            for i, outcome in enumerate(outcomes):
+                if outcome.kind == "done":
+                    continue
                 try:
-                    settled.append(self._apply_outcome(conn, outcome, consumer_id, now))
+                    applied[i] = self._apply_outcome(conn, outcome, consumer_id, now)
                 except (LeaseLost, JobNotFound):
-                    lost.append(outcome.job_id)
+                    refused.append(i)
+            if completions:
+                held = [o for _, o in completions]
+                completed = {j.id: j for j in self._complete_held(conn, held, consumer_id, now)}
+                for i, outcome in completions:
+                    job = completed.pop(outcome.job_id, None)  # a repeated outcome is refused
+                    if job is None:
+                        refused.append(i)
+                    else:
+                        applied[i] = job
+            settled = [applied[i] for i in sorted(applied)]
+            lost = [outcomes[i].job_id for i in sorted(refused)]
             claimed = self._claim(conn, consumer_id, limit, names, lease, now) if limit else []
             return SettleResult(settled, lost, claimed)
 
-        return self.db.write(body)
+        # A claim that settles nothing need not wait for fsync: if a power cut undoes
+        # it, the job is pending again, just as the rescue of a crashed consumer's job
+        # would make it, and that consumer died with the power. Every outcome (and
+        # every enqueue) is durable before the call returns.
+        result = self.db.write(body, durable=bool(outcomes))
+        if any(o.kind == "release" for o in outcomes):
+            self._ring()
+        return result
+
+    def _complete_held(
+        self, conn: sqlite3.Connection, outcomes: list[Outcome], actor: str | None, now: float
+    ) -> list[Job]:
+        """processing -> done for every outcome whose lease is still held, in one guarded
+        UPDATE; the others are simply not returned."""
+        params = {
+            "now": now,
+            "ids": json.dumps([o.job_id for o in outcomes]),
+            "held": json.dumps([f"{o.job_id}:{o.lease_token}" for o in outcomes]),
+        }
+        done = _jobs(conn.execute(Q["jobs_complete_held"], params))
+        conn.executemany(
+            Q["event_insert"],
+            [
+                _event(j.id, now, JobState.PROCESSING, j.status, Transition.COMPLETE,
+                       actor or j.consumer_id or "consumer", j.attempts)
+                for j in done
+            ],
+        )  # fmt: skip
+        return done
 
     def _settle_one(self, outcome: Outcome) -> Job:
-        return self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+        job = self.db.write(lambda conn: self._apply_outcome(conn, outcome, None, self.clock()))
+        return self._ring_if_pending([job])[0]
 
     def _claim(
         self,
@@ -147,13 +249,11 @@ class SQLiteQueue(PersistentQInterface):
             "limit": limit,
         }
         if len(queues) == 1:
-            rows = conn.execute(Q["claim_one_queue"], {**params, "queue": queues[0]}).fetchall()
+            cursor = conn.execute(Q["claim_one_queue"], {**params, "queue": queues[0]})
         else:
-            rows = conn.execute(
-                Q["claim_many_queues"], {**params, "queues": json.dumps(queues)}
-            ).fetchall()
+            cursor = conn.execute(Q["claim_many_queues"], {**params, "queues": json.dumps(queues)})
         # RETURNING gives rows in no promised order; hand them out in claim order.
-        jobs = sorted((Job.from_row(r) for r in rows), key=lambda j: (-j.priority, j.run_at, j.id))
+        jobs = sorted(_jobs(cursor), key=lambda j: (-j.priority, j.run_at, j.id))
         conn.executemany(
             Q["event_insert"],
             [
@@ -168,6 +268,13 @@ class SQLiteQueue(PersistentQInterface):
     def _apply_outcome(
         self, conn: sqlite3.Connection, outcome: Outcome, actor: str | None, now: float
     ) -> Job:
+        if outcome.kind == "done":
+            # The guarded UPDATE alone decides; only a refusal reads the job, to tell
+            # JobNotFound from LeaseLost.
+            for job in self._complete_held(conn, [outcome], actor, now):
+                return job
+            self._held(conn, outcome.job_id, outcome.lease_token)
+            raise LeaseLost(outcome.job_id)
         row = self._held(conn, outcome.job_id, outcome.lease_token)
         job = Job.from_row(row)
         actor = actor or job.consumer_id or "consumer"
@@ -206,19 +313,37 @@ class SQLiteQueue(PersistentQInterface):
         names = self._check_queues(queues)
         param = json.dumps(names) if names else None
         deadline = time.monotonic() + max(0.0, timeout)
+        # Bound before the first check, so a ring after it is not missed.
+        bell = self.doorbell is not None and self.doorbell.listen()
         while True:
             params = {"now": self.clock(), "queues": param}
 
-            def probe(c: sqlite3.Connection, p: dict[str, Any] = params) -> bool:
-                return c.execute(Q["runnable_exists"], p).fetchone() is not None
+            def probe(c: sqlite3.Connection, p: dict[str, Any] = params) -> Any:
+                if c.execute(Q["runnable_exists"], p).fetchone() is not None:
+                    return True
+                return c.execute(Q["next_run_at"], p).fetchone()[0]
 
             found = self.db.query(probe)
-            if found:
+            if found is True:
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(WAIT_POLL_SECONDS, remaining))
+            if not bell or self.doorbell is None:
+                time.sleep(min(WAIT_POLL_SECONDS, remaining))
+                continue
+            # A delayed job becomes due without anyone ringing: wake for it too.
+            until_due = max(0.001, found - params["now"]) if found is not None else remaining
+            self.doorbell.wait(min(remaining, until_due, DOORBELL_RECHECK_SECONDS))
+
+    def _ring(self) -> None:
+        if self.doorbell is not None:
+            self.doorbell.ring()
+
+    def _ring_if_pending(self, jobs: list[Job]) -> list[Job]:
+        if any(j.status is JobState.PENDING for j in jobs):
+            self._ring()
+        return jobs
 
     # ---------------------------------------------------------------- reading
 
@@ -376,7 +501,7 @@ class SQLiteQueue(PersistentQInterface):
                 raise JobNotFound(job_id)
             return self._operate(conn, Job.from_row(row), transition, actor, reason, self.clock())
 
-        return self.db.write(body)
+        return self._ring_if_pending([self.db.write(body)])[0]
 
     def _operate(
         self,
@@ -446,6 +571,8 @@ class SQLiteQueue(PersistentQInterface):
             if last is None:
                 break
             before = last
+        if applied and target(transition) is JobState.PENDING:
+            self._ring()
         return applied, skipped
 
     # ---------------------------------------------------------------- manager
@@ -473,7 +600,7 @@ class SQLiteQueue(PersistentQInterface):
                 moved.append(self._apply(conn, job, rescue_move(job, why, now), "manager", now))
             return moved
 
-        return self.db.write(body)
+        return self._ring_if_pending(self.db.write(body))
 
     def schedule_retries(self, *, limit: int = 1000) -> list[Job]:
         self._check_limit(limit)
@@ -489,7 +616,7 @@ class SQLiteQueue(PersistentQInterface):
                 moved.append(self._apply(conn, job, retry_move(job, now), "manager", now))
             return moved
 
-        return self.db.write(body)
+        return self._ring_if_pending(self.db.write(body))
 
     def purge_done(self, older_than: float, *, limit: int = 10_000) -> int:
         if not older_than >= 0:
@@ -653,6 +780,27 @@ class SQLiteQueue(PersistentQInterface):
 
 
 # -------------------------------------------------------------------- helpers
+
+
+_JOB_FIELDS = tuple(f.name for f in dataclasses.fields(Job))
+_STATUS_AT = _JOB_FIELDS.index("status")
+_STATES = {state.value: state for state in JobState}
+
+
+def _jobs(cursor: sqlite3.Cursor) -> list[Job]:
+    """Jobs from a cursor over whole ``jobs`` rows: columns located once per cursor
+    rather than looked up by name for every row (the claim and settle hot path)."""
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    names = [column[0] for column in cursor.description]
+    order = [names.index(field) for field in _JOB_FIELDS]
+    jobs = []
+    for row in rows:
+        values = [row[i] for i in order]
+        values[_STATUS_AT] = _STATES[values[_STATUS_AT]]
+        jobs.append(Job(*values))
+    return jobs
 
 
 def _filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:

@@ -9,6 +9,45 @@ VALUES (:queue, :data, 'pending', :priority, :run_at, 0, :max_attempts,
         :dedupe_key, :now, :now)
 RETURNING *;
 
+-- name: job_insert_plain
+-- enqueue_many's path when no job has a dedupe key: executemany, then read back.
+INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
+                  dedupe_key, created_at, updated_at)
+VALUES (:queue, :data, 'pending', :priority, :run_at, 0, :max_attempts, NULL, :now, :now);
+
+-- name: jobs_last_id
+-- AUTOINCREMENT keeps every id ever used at or below this, so inside the write
+-- transaction every row above it is one this transaction inserted.
+SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0);
+
+-- name: jobs_after
+SELECT * FROM jobs WHERE id > :after ORDER BY id;
+
+-- name: events_enqueued_after
+INSERT INTO job_events (job_id, at, from_status, to_status, action, actor, attempt, detail)
+SELECT id, created_at, NULL, 'pending', 'enqueue', :actor, 0, NULL
+  FROM jobs WHERE id > :after ORDER BY id;
+
+-- name: seed_done_jobs
+-- seed_finished_jobs: :count jobs already done, written set-wise.
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :count)
+INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
+                  consumer_id, created_at, updated_at, started_at, finished_at)
+SELECT :queue, :data, 'done', 0, :now, 1, :max_attempts, :actor, :now, :now, :now, :now
+  FROM n;
+
+-- name: seed_done_events
+-- The history a real run leaves: enqueue, claim, complete, in that order per job.
+INSERT INTO job_events (job_id, at, from_status, to_status, action, actor, attempt, detail)
+SELECT jobs.id, :now, step.from_status, step.to_status, step.action, :actor, step.attempt, NULL
+  FROM jobs,
+       (SELECT 1 AS ord, NULL AS from_status, 'pending' AS to_status, 'enqueue' AS action,
+               0 AS attempt
+        UNION ALL SELECT 2, 'pending', 'processing', 'claim', 1
+        UNION ALL SELECT 3, 'processing', 'done', 'complete', 1) AS step
+ WHERE jobs.id > :after
+ ORDER BY jobs.id, step.ord;
+
 -- name: job_by_active_dedupe_key
 SELECT * FROM jobs
  WHERE dedupe_key = :dedupe_key AND status IN ('pending', 'processing', 'failed');
@@ -79,6 +118,17 @@ SELECT min(run_at) FROM jobs
 UPDATE jobs SET lease_expires_at = :lease_expires_at, updated_at = :now
  WHERE id = :id AND status = 'processing' AND lease_token = :token
 RETURNING lease_expires_at;
+
+-- name: jobs_complete_held
+-- processing -> done for many held jobs in one statement; :ids is a JSON array of ids,
+-- :held a JSON array of "id:token" texts, so a job only matches with its own token.
+UPDATE jobs
+   SET status = 'done', error = NULL, finished_at = :now, updated_at = :now,
+       lease_token = NULL, lease_expires_at = NULL
+ WHERE status = 'processing'
+   AND id IN (SELECT value FROM json_each(:ids))
+   AND (id || ':' || lease_token) IN (SELECT value FROM json_each(:held))
+RETURNING *;
 
 -- name: job_to_final
 -- done, permanently_failed or cancelled: the lease is dropped, the finish time kept.

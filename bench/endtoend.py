@@ -1,0 +1,113 @@
+"""Workload 7: end to end through the real services (``python -m services.producer`` and
+``python -m services.consumer``), the default file handler with zero work time.
+
+The producer writes the job files and enqueues them first (setup, not timed); then K
+consumer processes start, and the clock runs from the first consumer registering until
+the queue reports every job done. Process start-up (Python imports) is outside the
+clock; the consumers' own loop (one settle_and_claim per job, heartbeats, logging,
+appending the completion line to each job file) is inside it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.workloads import Result, fresh_dir
+
+
+def _env(directory: Path, sync: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PQ_DB=str(directory / "queue.db"),
+        PQ_JOBS_DIR=str(directory / "jobs"),
+        PQ_SQLITE_SYNCHRONOUS=sync,
+        PQ_METRICS_PORT="0",
+        PQ_WORK_MIN="0",
+        PQ_WORK_MAX="0",
+        PQ_LOG_DIR=str(directory / "logs"),
+    )
+    return env
+
+
+def end_to_end(root: Path, sync: str, n: int, consumers: int, timeout: float = 240) -> Result:
+    from pqcore import QueueSettings
+    from pqcore.sqlite_queue import SQLiteQueue
+
+    directory = fresh_dir(root, f"w7-{consumers}")
+    env = _env(directory, sync)
+    subprocess.run(
+        [sys.executable, "-m", "services.producer", "--count", str(n), "--interval", "0"],
+        env=env,
+        check=True,
+        timeout=timeout,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    db = env["PQ_DB"]
+    queue = SQLiteQueue(db, QueueSettings(db=db, sqlite_synchronous=sync))
+    if queue.stats().counts["pending"] != n:
+        raise RuntimeError(f"the producer enqueued {queue.stats().counts['pending']} of {n}")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "services.consumer"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(consumers)
+    ]
+    started = finished = None
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            now = time.monotonic()
+            if started is None and queue.consumers():
+                started = now
+            if queue.stats().counts["done"] >= n:
+                finished = now
+                break
+            if any(p.poll() is not None for p in procs):
+                raise RuntimeError("a consumer exited early")
+            time.sleep(0.005)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    stats = queue.stats()
+    problems = queue.doctor()
+    queue.close()
+    if started is None or finished is None:
+        raise RuntimeError(f"not done within {timeout:.0f} s: {stats.counts}")
+    duplicates = sum(1 for p in problems if "completed" in p and "times" in p)
+    return Result(
+        rate=n / max(finished - started, 1e-9),
+        n=n,
+        duplicates=duplicates,
+        losses=n - stats.counts["done"],
+        errors=len(problems) - duplicates,
+        first_error=problems[0] if problems else None,
+        sync=sync,
+    )
+
+
+def describe(cells: dict[Any, Any], sync: str) -> str:
+    parts = []
+    for k in (1, 2, 4):
+        r = cells.get(("endtoend", f"pq x{k}", sync))
+        if isinstance(r, Result) and r.rate:
+            parts.append(f"{k}: {r.rate:,.0f}")
+        elif isinstance(r, Result):
+            parts.append(f"{k}: failed")
+    return ", ".join(parts) if parts else "not measured"

@@ -1,0 +1,247 @@
+"""A consumer-side loop helper: claim jobs in batches, hand them out one at a time, and
+report finished ones together with the next claim, so a busy consumer makes one commit
+per batch instead of two per job.
+
+    with Worker(queue, consumer_id, batch=32) as worker:
+        while (job := worker.next(timeout=5.0)) is not None:
+            handle(job)
+            worker.done(job)          # or worker.fail(job, error) / worker.release(job)
+
+Guarantees (the queue's at-least-once and fencing rules are unchanged; the helper only
+groups calls):
+
+* Every outcome is written within ``max_ack_delay`` seconds: a flusher thread writes
+  outcomes that waited that long even while the caller is busy with a long job, so a
+  finished job is never left to expire its lease and run again. Claims do not wait for
+  younger outcomes, so picking up a job never waits for the fsync of completions.
+* Claimed jobs that were never handed out are released (attempt given back) by
+  ``close()``; jobs handed out and not reported stay held until their lease expires,
+  exactly as with ``claim``.
+* A buffered job is only handed out while at least half of its lease is left; older
+  ones are released with the next settlement and fresh ones claimed.
+* Outcomes whose lease was lost (rescued, operator action) are not applied; their ids
+  collect in ``lost``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from types import TracebackType
+
+from pqcore.base import PersistentQInterface
+from pqcore.exceptions import InvalidArgument
+from pqcore.models import Job, Outcome
+
+DEFAULT_BATCH = 32
+DEFAULT_MAX_ACK_DELAY = 0.05
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: PersistentQInterface,
+        consumer_id: str,
+        *,
+        batch: int = DEFAULT_BATCH,
+        queues: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+        max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+    ) -> None:
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+            raise InvalidArgument("batch must be an integer from 1 to 10000")
+        if not max_ack_delay >= 0:
+            raise InvalidArgument("max_ack_delay must not be negative")
+        self.queue = queue
+        self.consumer_id = consumer_id
+        self.batch = batch
+        self.queues = list(queues) if queues is not None else None
+        self.lease_seconds = queue._lease_seconds(lease_seconds)
+        self.max_ack_delay = max_ack_delay
+        self.lost: list[int] = []  # job ids whose outcome was refused: lease no longer held
+        self.settled = 0
+        self._ready: deque[Job] = deque()
+        self._outcomes: list[Outcome] = []
+        self._oldest_outcome_at = 0.0
+        self._lock = threading.Condition()
+        self._flusher: threading.Thread | None = None
+        self._flusher_error: BaseException | None = None
+        self._closed = False
+
+    # ------------------------------------------------------------ the loop
+
+    def next(self, timeout: float = 0.0) -> Job | None:
+        """The next job to work on, waiting up to ``timeout`` seconds for one."""
+        self._check_open()
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            if self._ready:
+                job = self._ready.popleft()
+                assert job.lease_expires_at is not None
+                if self.queue.clock() < job.lease_expires_at - self.lease_seconds / 2:
+                    return job
+                # It waited in the buffer too long, and the rest waited longer: give
+                # them all back and claim fresh leases.
+                stale = [job, *self._ready]
+                self._ready.clear()
+                self._record(*(Outcome(j.id, _token(j), "release", "lease aged") for j in stale))
+            # Claim first; waiting outcomes ride along only once they are due. A pickup
+            # then never waits for the fsync of completions, and completions of many
+            # batches share one durable commit (the flusher's, within max_ack_delay).
+            if self._settle(self.batch, with_outcomes=self._outcomes_due()):
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.queue.wait_for_jobs(remaining, self.queues):
+                return None
+
+    def done(self, job: Job) -> None:
+        self._record(Outcome(job.id, _token(job), "done"))
+
+    def fail(self, job: Job, error: str, *, retryable: bool = True) -> None:
+        self._record(Outcome(job.id, _token(job), "failed", error, retryable))
+
+    def release(self, job: Job, reason: str | None = None) -> None:
+        self._record(Outcome(job.id, _token(job), "release", reason))
+
+    def flush(self) -> None:
+        """Write every recorded outcome now."""
+        self._settle(0)
+
+    def close(self) -> None:
+        """Give back claimed jobs never handed out and write every outcome."""
+        if self._closed:
+            return
+        unstarted = list(self._ready)
+        self._ready.clear()
+        self._record(*(Outcome(j.id, _token(j), "release", "worker stopped") for j in unstarted))
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+        flusher = self._flusher
+        if flusher is not None:
+            flusher.join()
+        # A failed background write put its outcomes back: the final write retries them.
+        self._flusher_error = None
+        self._settle(0)
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def buffered(self) -> int:
+        """Jobs claimed and not yet handed out."""
+        return len(self._ready)
+
+    # ------------------------------------------------------------ internals
+
+    def _record(self, *outcomes: Outcome) -> None:
+        if not outcomes:
+            return
+        with self._lock:
+            if not self._outcomes:
+                self._oldest_outcome_at = time.monotonic()
+            self._outcomes.extend(outcomes)
+            self._start_flusher()
+            self._lock.notify_all()
+
+    def _outcomes_due(self) -> bool:
+        """Outcomes go with the next claim once the oldest waited max_ack_delay, or at
+        once when one gives a job back (it may be the very job to claim next)."""
+        with self._lock:
+            if not self._outcomes:
+                return False
+            if time.monotonic() - self._oldest_outcome_at >= self.max_ack_delay:
+                return True
+            return any(o.kind == "release" for o in self._outcomes)
+
+    def _settle(self, limit: int, *, with_outcomes: bool = True) -> int:
+        """Write waiting outcomes (unless told not to) and claim up to ``limit`` more,
+        in one transaction."""
+        self._raise_flusher_error()
+        with self._lock:
+            if with_outcomes:
+                outcomes, self._outcomes = self._outcomes, []
+            else:
+                outcomes = []
+        if not outcomes and not limit:
+            return 0
+        try:
+            result = self.queue.settle_and_claim(
+                outcomes,
+                self.consumer_id,
+                limit=limit,
+                queues=self.queues,
+                lease_seconds=self.lease_seconds,
+            )
+        except BaseException:
+            with self._lock:  # nothing was written: keep them for the next attempt
+                self._outcomes[:0] = outcomes
+            raise
+        with self._lock:
+            self.settled += len(result.settled)
+            self.lost.extend(result.lost)
+        self._ready.extend(result.claimed)
+        return len(result.claimed)
+
+    def _start_flusher(self) -> None:
+        if self._flusher is None and not self._closed:
+            self._flusher = threading.Thread(
+                target=self._flush_when_due, name=f"pq-ack-{self.consumer_id}", daemon=True
+            )
+            self._flusher.start()
+
+    def _flush_when_due(self) -> None:
+        # Sleeps on the condition while nothing waits (no CPU when idle); writes the
+        # outcomes once the oldest has waited max_ack_delay.
+        try:
+            while True:
+                with self._lock:
+                    while not self._closed:
+                        if self._outcomes:
+                            due = self._oldest_outcome_at + self.max_ack_delay - time.monotonic()
+                            if due <= 0:
+                                break
+                            self._lock.wait(due)
+                        else:
+                            self._lock.wait()
+                    if self._closed:
+                        return
+                    outcomes, self._outcomes = self._outcomes, []
+                try:
+                    result = self.queue.settle_and_claim(outcomes, self.consumer_id, limit=0)
+                except BaseException:
+                    with self._lock:
+                        self._outcomes[:0] = outcomes
+                    raise
+                with self._lock:
+                    self.settled += len(result.settled)
+                    self.lost.extend(result.lost)
+        except BaseException as error:  # surfaced to the caller on its next call
+            with self._lock:
+                self._flusher_error = error
+                self._flusher = None
+
+    def _raise_flusher_error(self) -> None:
+        error, self._flusher_error = self._flusher_error, None
+        if error is not None:
+            raise error
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InvalidArgument("this worker is closed")
+
+
+def _token(job: Job) -> str:
+    if job.lease_token is None:
+        raise InvalidArgument(f"job {job.id} is not held (no lease token)")
+    return job.lease_token

@@ -1,0 +1,116 @@
+"""The consumer-side batching helper keeps the queue's guarantees: every job handed out
+once, every outcome written (within the ack delay, even while the caller is busy),
+claimed-but-unstarted jobs given back on close, stale leases never handed out."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from pqcore import InvalidArgument, JobState, PersistentQInterface
+from pqcore.worker import Worker
+from tests.backends import FakeClock, QueueMaker
+
+
+def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_two_workers_complete_every_job_exactly_once(make_queue: QueueMaker) -> None:
+    first, second = make_queue(), make_queue()
+    first.enqueue_many([f"j{i}" for i in range(120)])
+    seen: list[int] = []
+    with Worker(first, "w1", batch=7) as w1, Worker(second, "w2", batch=5) as w2:
+        for _ in range(500):
+            progressed = False
+            for worker in (w1, w2):
+                job = worker.next()
+                if job is not None:
+                    seen.append(job.id)
+                    worker.done(job)
+                    progressed = True
+            if not progressed:
+                break
+    assert len(seen) == 120 and len(set(seen)) == 120
+    stats = first.stats()
+    assert stats.counts["done"] == 120 and stats.counts["processing"] == 0
+    for job_id in seen[::17]:
+        completions = [e for e in first.history(job_id) if e.action == "complete"]
+        assert len(completions) == 1
+    assert first.doctor() == []
+
+
+def test_close_gives_back_claimed_jobs_never_handed_out(queue: PersistentQInterface) -> None:
+    jobs = queue.enqueue_many([f"j{i}" for i in range(10)])
+    worker = Worker(queue, "w1", batch=8)
+    started = worker.next()
+    assert started is not None and worker.buffered == 7
+    worker.done(started)
+    worker.close()
+    assert queue.get(started.id).status is JobState.DONE
+    for job in jobs:
+        if job.id != started.id:
+            after = queue.get(job.id)
+            assert after.status is JobState.PENDING and after.attempts == 0
+    assert queue.stats().counts["processing"] == 0
+    released = [e for e in queue.history(jobs[1].id) if e.action == "release"]
+    assert len(released) == 1 and released[0].detail == "worker stopped"
+    with pytest.raises(InvalidArgument):
+        worker.next()
+
+
+def test_an_outcome_is_written_while_the_caller_works_on_the_next_job(
+    queue: PersistentQInterface,
+) -> None:
+    queue.enqueue_many(["a", "b"])
+    with Worker(queue, "w1", batch=4, max_ack_delay=0.01) as worker:
+        first = worker.next()
+        assert first is not None
+        worker.done(first)
+        second = worker.next()  # handed out from the buffer: no commit on this path
+        assert second is not None
+        assert wait_until(lambda: queue.get(first.id).status is JobState.DONE)
+        worker.done(second)
+    assert queue.get(second.id).status is JobState.DONE
+
+
+def test_a_buffered_job_with_an_aged_lease_is_given_back_and_claimed_afresh(
+    queue: PersistentQInterface, clock: FakeClock
+) -> None:
+    queue.enqueue_many(["a", "b", "c"])
+    with Worker(queue, "w1", batch=3, lease_seconds=10) as worker:
+        first = worker.next()
+        assert first is not None
+        buffered = {"b", "c"}
+        clock.advance(6)  # more than half the lease is gone for the buffered two
+        worker.done(first)
+        second = worker.next()
+        assert second is not None and second.data in buffered
+        assert second.attempts == 1  # the released attempt was given back, then counted
+        assert second.lease_expires_at == pytest.approx(clock.now + 10)
+        actions = [e.action for e in queue.history(second.id)]
+        assert actions == ["enqueue", "claim", "release", "claim"]
+        worker.done(second)
+    assert queue.doctor() == []
+
+
+def test_an_outcome_for_a_lost_lease_is_reported_not_applied(
+    queue: PersistentQInterface, clock: FakeClock
+) -> None:
+    queue.enqueue("a")
+    with Worker(queue, "w1", lease_seconds=5) as worker:
+        job = worker.next()
+        assert job is not None
+        clock.advance(6)
+        queue.rescue_expired()
+        worker.done(job)
+        worker.flush()
+        assert worker.lost == [job.id]
+    assert queue.get(job.id).status is JobState.PENDING
