@@ -91,7 +91,10 @@ class SQLiteDatabase:
         self.settings = settings
         self._synchronous = settings.sqlite_synchronous.upper()
         self._local = threading.local()
-        self._all: list[tuple[int, sqlite3.Connection]] = []
+        # (pid, owning thread, connection) of every connection opened, for close() and
+        # for closing those whose thread has ended (Streamlit runs each rerun on a
+        # new thread; without this a long-lived queue would collect connections).
+        self._all: list[tuple[int, threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         if self.path != ":memory:":
             self._prepare_file(create)
@@ -139,8 +142,20 @@ class SQLiteDatabase:
         except sqlite3.Error as error:
             conn.close()
             raise translate(error, self.path) from None
+        pid = os.getpid()
+        ended: list[tuple[int, threading.Thread, sqlite3.Connection]] = []
+        keep: list[tuple[int, threading.Thread, sqlite3.Connection]] = []
         with self._all_lock:
-            self._all.append((os.getpid(), conn))
+            for entry in self._all:
+                owner_gone = entry[0] == pid and not entry[1].is_alive()
+                (ended if owner_gone else keep).append(entry)
+            keep.append((pid, threading.current_thread(), conn))
+            self._all = keep
+        for _, _, old in ended:
+            try:
+                old.close()
+            except sqlite3.Error:
+                pass
         return conn
 
     def _apply_pragmas(self, conn: sqlite3.Connection) -> None:
@@ -157,7 +172,7 @@ class SQLiteDatabase:
         # checkpoint and unlink the WAL under the parent's feet, so only ours are closed.
         with self._all_lock:
             conns, self._all = self._all, []
-        for pid, conn in conns:
+        for pid, _, conn in conns:
             if pid != os.getpid():
                 continue
             try:
