@@ -198,37 +198,58 @@ class PersistentQInterface(abc.ABC):
 
     # ---------------------------------------------------------------- console charts
     # Each is bounded (an index range or the newest ``sample`` rows), so it costs the
-    # same at a million jobs as at a thousand.
+    # same at a million jobs as at a thousand. The SQL is per backend (``_select``);
+    # what the rows mean is the same everywhere, so it is written once, here.
 
     @abc.abstractmethod
+    def _select(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Rows of the backend's named read query ``query``; each row supports
+        ``row["column"]``."""
+
     def queue_names(self) -> list[str]:
         """Names of the queues that hold jobs, sorted."""
+        return [row["queue"] for row in self._select("queue_names")]
 
-    @abc.abstractmethod
     def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
         """Processing jobs whose lease has expired (not yet rescued), longest expired first."""
+        params = {"now": self.clock(), "limit": self._check_limit(limit, 1000)}
+        return [Job.from_row(row) for row in self._select("expired_leases", params)]
 
-    @abc.abstractmethod
     def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
         """Transitions per time bucket from the history, from ``since`` on, oldest first.
 
         Buckets start at multiples of ``bucket_seconds``; empty buckets are left out.
         """
+        since = _finite(since, "since")
+        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
+            raise InvalidArgument("bucket_seconds must be an integer")
+        if not 1 <= bucket_seconds <= 86_400:
+            raise InvalidArgument("bucket_seconds must be from 1 to 86400")
+        rows = self._select("throughput", {"since": since, "bucket": bucket_seconds})
+        return [
+            ThroughputBucket(
+                float(r["start"]), int(r["enqueued"]), int(r["completed"]), int(r["failed"])
+            )
+            for r in rows
+        ]
 
-    @abc.abstractmethod
     def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
         """The most frequent errors (their first 160 characters) among the newest ``sample``
         failed jobs and the newest ``sample`` dead-lettered jobs, most frequent first."""
+        params = {"limit": self._check_limit(limit, 1000), "sample": _check_sample(sample)}
+        return [(r["reason"], int(r["n"])) for r in self._select("failure_reasons", params)]
 
-    @abc.abstractmethod
     def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
         """attempts -> how many of the newest ``sample`` jobs tried at least once made that
         many attempts (the current attempt count: a resubmit starts it again)."""
+        rows = self._select("attempts_histogram", {"sample": _check_sample(sample)})
+        return {int(r["attempts"]): int(r["n"]) for r in rows}
 
-    @abc.abstractmethod
     def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
         """Seconds from the last start to the finish of the newest ``sample`` done jobs
         (those a consumer started), newest first."""
+        rows = self._select("processing_seconds", {"sample": _check_sample(sample)})
+        return [float(r["seconds"]) for r in rows]
 
     @abc.abstractmethod
     def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
@@ -455,6 +476,12 @@ def clip_error(text: str | None) -> str | None:
     if len(text) > MAX_ERROR_TEXT:
         return text[: MAX_ERROR_TEXT - 20] + "... [truncated]"
     return text
+
+
+def _check_sample(sample: object) -> int:
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 1_000_000:
+        raise InvalidArgument("sample must be an integer from 1 to 1000000")
+    return sample
 
 
 def _finite(value: object, name: str) -> float:

@@ -32,7 +32,6 @@ from pqcore.models import (
     Page,
     SettleResult,
     Stats,
-    ThroughputBucket,
 )
 from pqcore.pg_db import Connection, PostgresDatabase
 from pqcore.pg_listen import Listener
@@ -49,8 +48,6 @@ from pqcore.policy import (
     check_consumer_id,
     check_id,
     check_operator,
-    check_sample,
-    finite_number,
     operator_move,
     out_of_attempts_move,
     outcome_move,
@@ -355,44 +352,9 @@ class PostgresQueue(PersistentQInterface):
 
     # ---------------------------------------------------------------- console charts
 
-    def queue_names(self) -> list[str]:
-        rows = self.db.read(lambda c: c.execute(Q["queue_names"]).fetchall())
-        return [r["queue"] for r in rows]
-
-    def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
-        params = {"now": self.clock(), "limit": self._check_limit(limit, 1000)}
-        rows = self.db.read(lambda c: c.execute(Q["expired_leases"], params).fetchall())
-        return [Job.from_row(r) for r in rows]
-
-    def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
-        since = finite_number(since, "since")
-        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
-            raise InvalidArgument("bucket_seconds must be an integer")
-        if not 1 <= bucket_seconds <= 86_400:
-            raise InvalidArgument("bucket_seconds must be from 1 to 86400")
-        params = {"since": since, "bucket": bucket_seconds}
-        rows = self.db.read(lambda c: c.execute(Q["throughput"], params).fetchall())
-        return [
-            ThroughputBucket(
-                float(r["start"]), int(r["enqueued"]), int(r["completed"]), int(r["failed"])
-            )
-            for r in rows
-        ]
-
-    def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
-        params = {"limit": self._check_limit(limit, 1000), "sample": check_sample(sample)}
-        rows = self.db.read(lambda c: c.execute(Q["failure_reasons"], params).fetchall())
-        return [(r["reason"], int(r["n"])) for r in rows]
-
-    def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
-        params = {"sample": check_sample(sample)}
-        rows = self.db.read(lambda c: c.execute(Q["attempts_histogram"], params).fetchall())
-        return {int(r["attempts"]): int(r["n"]) for r in rows}
-
-    def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
-        params = {"sample": check_sample(sample)}
-        rows = self.db.read(lambda c: c.execute(Q["processing_seconds"], params).fetchall())
-        return [float(r["seconds"]) for r in rows]
+    def _select(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        statement = Q[query]
+        return self.db.read(lambda c: c.execute(statement, params or {}).fetchall())
 
     def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
         """The subset of ``keys`` carried by some job in any state (finished ones too)."""

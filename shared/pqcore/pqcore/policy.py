@@ -129,18 +129,6 @@ def check_id(job_id: object) -> int:
     return job_id
 
 
-def check_sample(sample: object) -> int:
-    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 1_000_000:
-        raise InvalidArgument("sample must be an integer from 1 to 1000000")
-    return sample
-
-
-def finite_number(value: object, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
-        raise InvalidArgument(f"{name} must be a number")
-    return float(value)
-
-
 def check_consumer_id(consumer_id: object) -> None:
     if not isinstance(consumer_id, str) or not 0 < len(consumer_id) <= 200:
         raise InvalidArgument("consumer id must be 1-200 characters of text")

@@ -25,7 +25,6 @@ from pqcore.models import (
     Page,
     SettleResult,
     Stats,
-    ThroughputBucket,
 )
 from pqcore.policy import (
     Move,
@@ -38,9 +37,7 @@ from pqcore.policy import (
 from pqcore.policy import check_consumer_id as _check_consumer_id
 from pqcore.policy import check_id as _check_id
 from pqcore.policy import check_operator as _check_operator
-from pqcore.policy import check_sample as _check_sample
 from pqcore.policy import event_row as _event
-from pqcore.policy import finite_number as _finite_number
 from pqcore.states import ALLOWED_EDGES, JobState, Transition, can, target
 
 Q = sql.load("sqlite")
@@ -425,41 +422,9 @@ class SQLiteQueue(PersistentQInterface):
 
     # ---------------------------------------------------------------- console charts
 
-    def queue_names(self) -> list[str]:
-        return [r[0] for r in self.db.query(lambda c: c.execute(Q["queue_names"]).fetchall())]
-
-    def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
-        params = {"now": self.clock(), "limit": self._check_limit(limit, 1000)}
-        rows = self.db.query(lambda c: c.execute(Q["expired_leases"], params).fetchall())
-        return [Job.from_row(r) for r in rows]
-
-    def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
-        since = _finite_number(since, "since")
-        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
-            raise InvalidArgument("bucket_seconds must be an integer")
-        if not 1 <= bucket_seconds <= 86_400:
-            raise InvalidArgument("bucket_seconds must be from 1 to 86400")
-        params = {"since": since, "bucket": bucket_seconds}
-        rows = self.db.query(lambda c: c.execute(Q["throughput"], params).fetchall())
-        return [
-            ThroughputBucket(float(r["start"]), r["enqueued"], r["completed"], r["failed"])
-            for r in rows
-        ]
-
-    def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
-        params = {"limit": self._check_limit(limit, 1000), "sample": _check_sample(sample)}
-        rows = self.db.query(lambda c: c.execute(Q["failure_reasons"], params).fetchall())
-        return [(r["reason"], int(r["n"])) for r in rows]
-
-    def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
-        params = {"sample": _check_sample(sample)}
-        rows = self.db.query(lambda c: c.execute(Q["attempts_histogram"], params).fetchall())
-        return {int(r["attempts"]): int(r["n"]) for r in rows}
-
-    def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
-        params = {"sample": _check_sample(sample)}
-        rows = self.db.query(lambda c: c.execute(Q["processing_seconds"], params).fetchall())
-        return [float(r[0]) for r in rows]
+    def _select(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        statement = Q[query]
+        return self.db.query(lambda c: c.execute(statement, params or {}).fetchall())
 
     def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
         wanted = list(dict.fromkeys(keys))
