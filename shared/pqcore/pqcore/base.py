@@ -325,11 +325,18 @@ class PersistentQInterface(abc.ABC):
         """Delete done jobs (and their history) finished more than ``older_than`` seconds ago."""
 
     # ---------------------------------------------------------------- consumer registry
+    # One statement each, the same on every backend: written once over ``_change``.
 
     @abc.abstractmethod
-    def consumer_register(self, consumer_id: str, *, host: str, pid: int, queues: str) -> None: ...
+    def _change(self, query: str, params: dict[str, Any]) -> tuple[list[Any], int]:
+        """Run the backend's named write query ``query`` as a transaction of its own;
+        returns the rows it returned (``RETURNING``) and how many rows it changed."""
 
-    @abc.abstractmethod
+    def consumer_register(self, consumer_id: str, *, host: str, pid: int, queues: str) -> None:
+        check_consumer_id(consumer_id)
+        params = {"id": consumer_id, "host": host, "pid": pid, "queues": queues}
+        self._change("consumer_register", {**params, "now": self.clock()})
+
     def consumer_heartbeat(
         self,
         consumer_id: str,
@@ -340,33 +347,56 @@ class PersistentQInterface(abc.ABC):
         jobs_failed: int,
     ) -> bool:
         """Refresh the consumer's row; False if it is unknown (then register again)."""
+        if state not in ("idle", "busy"):
+            raise InvalidArgument("a live consumer is idle or busy")
+        params = {
+            "id": consumer_id,
+            "now": self.clock(),
+            "state": state,
+            "current_job_id": current_job_id,
+            "jobs_done": jobs_done,
+            "jobs_failed": jobs_failed,
+        }
+        rows, _ = self._change("consumer_heartbeat", params)
+        return bool(rows)
 
-    @abc.abstractmethod
-    def consumer_deregister(self, consumer_id: str) -> None: ...
+    def consumer_deregister(self, consumer_id: str) -> None:
+        self._change("consumer_deregister", {"id": consumer_id, "now": self.clock()})
 
-    @abc.abstractmethod
     def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
         """Consumers silent for longer than ``heartbeat_timeout`` -> dead. Returns their ids."""
+        params = {"heartbeat_before": self.clock() - heartbeat_timeout}
+        rows, _ = self._change("consumers_mark_dead", params)
+        return [row["id"] for row in rows]
 
-    @abc.abstractmethod
     def consumers_purge(self, older_than: float) -> int:
         """Forget stopped or dead consumers silent for longer than ``older_than`` seconds."""
+        _, changed = self._change(
+            "consumers_purge", {"heartbeat_before": self.clock() - older_than}
+        )
+        return changed
 
-    @abc.abstractmethod
-    def consumers(self) -> list[Consumer]: ...
+    def consumers(self) -> list[Consumer]:
+        return [Consumer.from_row(row) for row in self._select("consumers_all")]
 
     # ---------------------------------------------------------------- leadership
 
-    @abc.abstractmethod
     def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
         """Become or stay the leader ``name`` for ``ttl`` seconds; False if another holds it."""
+        now = self.clock()
+        params = {"name": name, "holder": holder, "now": now, "expires_at": now + ttl}
+        rows, _ = self._change("leader_attempt_elect", params)
+        return bool(rows)
 
-    @abc.abstractmethod
-    def leader_resign(self, name: str, holder: str) -> None: ...
+    def leader_resign(self, name: str, holder: str) -> None:
+        self._change("leader_resign", {"name": name, "holder": holder})
 
-    @abc.abstractmethod
     def leader(self, name: str) -> tuple[str, float] | None:
         """(holder, expires_at) of an unexpired leadership, else None."""
+        rows = self._select("leader_get", {"name": name})
+        if not rows or rows[0]["expires_at"] < self.clock():
+            return None
+        return rows[0]["holder"], float(rows[0]["expires_at"])
 
     # ---------------------------------------------------------------- audit
 
@@ -476,6 +506,11 @@ def clip_error(text: str | None) -> str | None:
     if len(text) > MAX_ERROR_TEXT:
         return text[: MAX_ERROR_TEXT - 20] + "... [truncated]"
     return text
+
+
+def check_consumer_id(consumer_id: object) -> None:
+    if not isinstance(consumer_id, str) or not 0 < len(consumer_id) <= 200:
+        raise InvalidArgument("consumer id must be 1-200 characters of text")
 
 
 def _check_sample(sample: object) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pqcore import sql
-from pqcore.base import PersistentQInterface
+from pqcore.base import PersistentQInterface, check_consumer_id
 from pqcore.config import QueueSettings
 from pqcore.exceptions import (
     DatabaseReadOnly,
@@ -23,7 +23,6 @@ from pqcore.exceptions import (
     LeaseLost,
 )
 from pqcore.models import (
-    Consumer,
     EnqueueRequest,
     Job,
     JobEvent,
@@ -45,7 +44,6 @@ from pqcore.pg_queries import (
 )
 from pqcore.policy import (
     Move,
-    check_consumer_id,
     check_id,
     check_operator,
     operator_move,
@@ -549,83 +547,17 @@ class PostgresQueue(PersistentQInterface):
             conn.execute(Q["notify_jobs"], {"queues": [job.queue]})
         return Job.from_row(row)
 
-    # ---------------------------------------------------------------- consumer registry
+    # ---------------------------------------------------------------- registry, leadership
 
-    def consumer_register(self, consumer_id: str, *, host: str, pid: int, queues: str) -> None:
-        check_consumer_id(consumer_id)
-        params = {
-            "id": consumer_id,
-            "host": host,
-            "pid": pid,
-            "queues": queues,
-            "now": self.clock(),
-        }
-        self.db.write(lambda c: c.execute(Q["consumer_register"], params), single_statement=True)
+    def _change(self, query: str, params: dict[str, Any]) -> tuple[list[Any], int]:
+        statement = Q[query]
 
-    def consumer_heartbeat(
-        self,
-        consumer_id: str,
-        *,
-        state: str,
-        current_job_id: int | None,
-        jobs_done: int,
-        jobs_failed: int,
-    ) -> bool:
-        if state not in ("idle", "busy"):
-            raise InvalidArgument("a live consumer is idle or busy")
-        params = {
-            "id": consumer_id,
-            "now": self.clock(),
-            "state": state,
-            "current_job_id": current_job_id,
-            "jobs_done": jobs_done,
-            "jobs_failed": jobs_failed,
-        }
-        row = self.db.write(
-            lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone(), single_statement=True
-        )
-        return row is not None
+        def body(conn: Connection) -> tuple[list[Any], int]:
+            cursor = conn.execute(statement, params)
+            rows = cursor.fetchall() if cursor.description else []
+            return rows, cursor.rowcount
 
-    def consumer_deregister(self, consumer_id: str) -> None:
-        params = {"id": consumer_id, "now": self.clock()}
-        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params), single_statement=True)
-
-    def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
-        params = {"heartbeat_before": self.clock() - heartbeat_timeout}
-        rows = self.db.write(
-            lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall(), single_statement=True
-        )
-        return [r["id"] for r in rows]
-
-    def consumers_purge(self, older_than: float) -> int:
-        params = {"heartbeat_before": self.clock() - older_than}
-        return self.db.write(
-            lambda c: c.execute(Q["consumers_purge"], params).rowcount, single_statement=True
-        )
-
-    def consumers(self) -> list[Consumer]:
-        rows = self.db.read(lambda c: c.execute(Q["consumers_all"]).fetchall())
-        return [Consumer.from_row(r) for r in rows]
-
-    # ---------------------------------------------------------------- leadership
-
-    def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
-        now = self.clock()
-        params = {"name": name, "holder": holder, "now": now, "expires_at": now + ttl}
-        row = self.db.write(
-            lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone(), single_statement=True
-        )
-        return row is not None
-
-    def leader_resign(self, name: str, holder: str) -> None:
-        params = {"name": name, "holder": holder}
-        self.db.write(lambda c: c.execute(Q["leader_resign"], params), single_statement=True)
-
-    def leader(self, name: str) -> tuple[str, float] | None:
-        row = self.db.read(lambda c: c.execute(Q["leader_get"], {"name": name}).fetchone())
-        if row is None or row["expires_at"] < self.clock():
-            return None
-        return row["holder"], float(row["expires_at"])
+        return self.db.write(body, single_statement=True)
 
     # ---------------------------------------------------------------- audit
 

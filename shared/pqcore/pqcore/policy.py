@@ -129,11 +129,6 @@ def check_id(job_id: object) -> int:
     return job_id
 
 
-def check_consumer_id(consumer_id: object) -> None:
-    if not isinstance(consumer_id, str) or not 0 < len(consumer_id) <= 200:
-        raise InvalidArgument("consumer id must be 1-200 characters of text")
-
-
 def check_operator(transition: Transition, actor: str) -> None:
     if not isinstance(actor, str) or not actor.strip():
         raise InvalidArgument("an operator action needs the operator's name (actor)")

@@ -10,13 +10,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from pqcore import sql
-from pqcore.base import PersistentQInterface
+from pqcore.base import PersistentQInterface, check_consumer_id
 from pqcore.config import QueueSettings
 from pqcore.db import SQLiteDatabase
 from pqcore.doorbell import Doorbell
 from pqcore.exceptions import InvalidArgument, InvalidTransition, JobNotFound, LeaseLost
 from pqcore.models import (
-    Consumer,
     EnqueueRequest,
     Job,
     JobEvent,
@@ -34,7 +33,6 @@ from pqcore.policy import (
     rescue_move,
     retry_move,
 )
-from pqcore.policy import check_consumer_id as _check_consumer_id
 from pqcore.policy import check_id as _check_id
 from pqcore.policy import check_operator as _check_operator
 from pqcore.policy import event_row as _event
@@ -162,7 +160,7 @@ class SQLiteQueue(PersistentQInterface):
         self._check_limit(limit)
         names = self._check_queues(queues)
         lease = self._lease_seconds(lease_seconds)
-        _check_consumer_id(consumer_id)
+        check_consumer_id(consumer_id)
 
         def body(conn: sqlite3.Connection) -> SettleResult:
             now = self.clock()
@@ -642,74 +640,17 @@ class SQLiteQueue(PersistentQInterface):
         )
         return moved
 
-    # ---------------------------------------------------------------- consumer registry
+    # ---------------------------------------------------------------- registry, leadership
 
-    def consumer_register(self, consumer_id: str, *, host: str, pid: int, queues: str) -> None:
-        _check_consumer_id(consumer_id)
-        params = {
-            "id": consumer_id,
-            "host": host,
-            "pid": pid,
-            "queues": queues,
-            "now": self.clock(),
-        }
-        self.db.write(lambda c: c.execute(Q["consumer_register"], params))
+    def _change(self, query: str, params: dict[str, Any]) -> tuple[list[Any], int]:
+        statement = Q[query]
 
-    def consumer_heartbeat(
-        self,
-        consumer_id: str,
-        *,
-        state: str,
-        current_job_id: int | None,
-        jobs_done: int,
-        jobs_failed: int,
-    ) -> bool:
-        if state not in ("idle", "busy"):
-            raise InvalidArgument("a live consumer is idle or busy")
-        params = {
-            "id": consumer_id,
-            "now": self.clock(),
-            "state": state,
-            "current_job_id": current_job_id,
-            "jobs_done": jobs_done,
-            "jobs_failed": jobs_failed,
-        }
-        row = self.db.write(lambda c: c.execute(Q["consumer_heartbeat"], params).fetchone())
-        return row is not None
+        def body(conn: sqlite3.Connection) -> tuple[list[Any], int]:
+            cursor = conn.execute(statement, params)
+            rows = cursor.fetchall()
+            return rows, cursor.rowcount
 
-    def consumer_deregister(self, consumer_id: str) -> None:
-        params = {"id": consumer_id, "now": self.clock()}
-        self.db.write(lambda c: c.execute(Q["consumer_deregister"], params))
-
-    def consumers_mark_dead(self, heartbeat_timeout: float) -> list[str]:
-        params = {"heartbeat_before": self.clock() - heartbeat_timeout}
-        rows = self.db.write(lambda c: c.execute(Q["consumers_mark_dead"], params).fetchall())
-        return [r[0] for r in rows]
-
-    def consumers_purge(self, older_than: float) -> int:
-        params = {"heartbeat_before": self.clock() - older_than}
-        return self.db.write(lambda c: c.execute(Q["consumers_purge"], params).rowcount)
-
-    def consumers(self) -> list[Consumer]:
-        rows = self.db.query(lambda c: c.execute(Q["consumers_all"]).fetchall())
-        return [Consumer.from_row(r) for r in rows]
-
-    # ---------------------------------------------------------------- leadership
-
-    def leader_attempt_elect(self, name: str, holder: str, ttl: float) -> bool:
-        now = self.clock()
-        params = {"name": name, "holder": holder, "now": now, "expires_at": now + ttl}
-        row = self.db.write(lambda c: c.execute(Q["leader_attempt_elect"], params).fetchone())
-        return row is not None
-
-    def leader_resign(self, name: str, holder: str) -> None:
-        self.db.write(lambda c: c.execute(Q["leader_resign"], {"name": name, "holder": holder}))
-
-    def leader(self, name: str) -> tuple[str, float] | None:
-        row = self.db.query(lambda c: c.execute(Q["leader_get"], {"name": name}).fetchone())
-        if row is None or row["expires_at"] < self.clock():
-            return None
-        return row["holder"], float(row["expires_at"])
+        return self.db.write(body)
 
     # ---------------------------------------------------------------- audit
 
