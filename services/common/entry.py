@@ -10,6 +10,7 @@ from typing import Any
 from loguru import logger
 
 from pqcore import PQError
+from services.common.liveness import LIVENESS
 from services.common.logs import setup_logging
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
@@ -35,6 +36,7 @@ def module_main(
 def run_service(name: str, run: Run, args: argparse.Namespace) -> int:
     """Set up logging, run the service, and turn a queue error into one clear line."""
     setup_logging(name, log_dir=args.log_dir, level=args.log_level, json=args.log_json)
+    LIVENESS.timeout = args.liveness_timeout
     try:
         return run(args)
     except PQError as error:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pqcore import QueueSettings, open_queue
 from pqcore.base import PersistentQInterface
+from services.common.liveness import DEFAULT_TIMEOUT_SECONDS
 
 
 def add_setting(
@@ -26,10 +27,15 @@ def add_setting(
     help: str,
     *,
     type: Any = str,
+    empty_is_a_value: bool = False,
 ) -> None:
-    """Add ``flag`` whose default is ``$env`` when set, else ``default``."""
+    """Add ``flag`` whose default is ``$env`` when set, else ``default``.
+
+    An empty ``$env`` counts as unset, unless ``empty_is_a_value`` (``PQ_LOG_DIR=""``
+    disables the log file, as ``--log-dir=`` does)."""
     raw = os.environ.get(env)
-    value = raw if raw not in (None, "") else default
+    unset = raw is None or (raw == "" and not empty_is_a_value)
+    value = default if unset else raw
     shown = "none" if default is None else default
     extra: dict[str, Any] = {"nargs": "?", "const": True} if type is env_flag else {}
     parser.add_argument(
@@ -105,6 +111,15 @@ def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -
         "PQ_LOG_DIR",
         "logs",
         "directory of the per-component log file; empty disables the file",
+        empty_is_a_value=True,
+    )
+    add_setting(
+        parser,
+        "--liveness-timeout",
+        "PQ_LIVENESS_TIMEOUT",
+        DEFAULT_TIMEOUT_SECONDS,
+        "/healthz answers 503 when the main loop has not beaten for this many seconds",
+        type=positive_float,
     )
     add_setting(parser, "--log-level", "PQ_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
     add_setting(

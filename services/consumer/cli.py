@@ -102,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             grace_seconds=args.grace,
             queues=queues,
         )
+        settings.check_liveness_timeout(args.liveness_timeout)
     except ValueError as error:
         raise SystemExit(f"pq consumer: {error}") from None
     stop = StopRequest().install()

@@ -24,6 +24,7 @@ from pathlib import Path
 from loguru import logger
 
 from pqcore import Job, LeaseLost, Outcome, PersistentQInterface, PQError, StorageError
+from services.common import liveness
 from services.common.signals import StopRequest
 from services.consumer import handlers, metrics
 
@@ -53,6 +54,16 @@ class ConsumerSettings:
     @property
     def heartbeat_interval(self) -> float:
         return self.lease_seconds / 3
+
+    def check_liveness_timeout(self, timeout: float) -> None:
+        """Beats come every idle wait, and every heartbeat while a job runs."""
+        longest_gap = max(IDLE_WAIT_SECONDS, self.heartbeat_interval)
+        if timeout <= longest_gap:
+            raise ValueError(
+                f"liveness-timeout ({timeout}s) must exceed the heartbeat interval"
+                f" (lease/3 = {self.heartbeat_interval:g}s) and the idle wait"
+                f" ({IDLE_WAIT_SECONDS}s), or a healthy consumer is reported dead"
+            )
 
 
 @dataclasses.dataclass
@@ -143,6 +154,7 @@ class Consumer:
     def _loop(self) -> None:
         finished: tuple[HeldJob, Outcome] | None = None
         while True:
+            liveness.beat()
             stopping = self.stop.requested
             claimed = self._settle_and_claim(finished, limit=0 if stopping else 1)
             if claimed is None:  # the database failed past the retries; the outcome is kept
@@ -190,6 +202,7 @@ class Consumer:
                 )
                 break
             except StorageError as error:
+                liveness.beat()  # retrying an unavailable database is not a wedged loop
                 logger.warning(
                     "database error while settling/claiming: {}; retrying in {:.1f}s", error, delay
                 )
@@ -324,6 +337,9 @@ class Consumer:
             self.queue.heartbeat(held.job.id, held.token, lease_seconds=self.settings.lease_seconds)
             held.last_beat = time.monotonic()
             metrics.LAST_HEARTBEAT.set_to_current_time()
+            # The main loop is inside the handler: a job whose lease the database still
+            # extends is alive however long it runs (see services/common/liveness.py).
+            liveness.beat()
         except LeaseLost:
             held.note_lease_lost("heartbeat rejected")
         except PQError as error:

@@ -27,6 +27,7 @@ from typing import TypeVar
 from loguru import logger
 
 from pqcore import Job, JobState, PersistentQInterface, PQError
+from services.common import liveness
 from services.common.signals import StopRequest
 from services.manager import metrics
 from services.manager.events import BUS, EventBus, EventKind, ManagerEvent
@@ -92,6 +93,7 @@ class Manager:
         next_rescue = next_check = self.clock()
         try:
             while not self.stop.requested:
+                liveness.beat()
                 now = self.clock()
                 if self._elect():
                     if now >= next_rescue:
@@ -104,7 +106,7 @@ class Manager:
                 else:
                     self._follow_event_cursor()
                     wake = now + self.settings.loop_seconds
-                self.stop.wait(wake - self.clock())
+                liveness.wait(self.stop, wake - self.clock())
         finally:
             self._resign()
             self.bus.close()
@@ -169,6 +171,7 @@ class Manager:
 
     def _step(self, name: str, action: Callable[[], None]) -> None:
         """One failing step (a busy or unreachable database) must not stop the others."""
+        liveness.beat()  # a cycle of many big batches is progress, not a hang
         try:
             action()
         except PQError as error:

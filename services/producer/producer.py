@@ -27,7 +27,7 @@ from pathlib import Path
 from loguru import logger
 
 from pqcore import EnqueueRequest, Job, PersistentQInterface, StorageError
-from services.common import jobfiles
+from services.common import jobfiles, liveness
 from services.common.signals import StopRequest
 from services.producer import metrics
 
@@ -67,6 +67,7 @@ class Producer:
         made = 0
         next_at = time.monotonic()
         while not self.stop.requested and (self.count is None or made < self.count):
+            liveness.beat()
             self.produce_one()
             made += 1
             if self.count is not None and made >= self.count:
@@ -74,7 +75,7 @@ class Producer:
             next_at += self.interval
             # Fixed rate; after a long stall start afresh rather than bursting to catch up.
             next_at = max(next_at, time.monotonic())
-            if self.stop.wait(next_at - time.monotonic()):
+            if liveness.wait(self.stop, next_at - time.monotonic()):
                 break
         logger.info("producer stopping: {} job(s) made", made)
         return made

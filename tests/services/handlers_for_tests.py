@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import sqlite3
 import time
 
 from services.consumer.handlers import (
@@ -16,6 +18,21 @@ from services.consumer.handlers import (
 def stubborn(ctx: HandlerContext) -> None:
     """Works for ``<seconds>`` ignoring shutdown and lease loss (an uncooperative handler)."""
     time.sleep(float(ctx.argument))
+
+
+def wedge(ctx: HandlerContext) -> None:
+    """Holds the SQLite write lock (at most ``<seconds>``) until a file ``release-<job id>``
+    appears in the jobs directory: the consumer's lease heartbeats cannot be written, as
+    when the database or its disk wedges, and its main loop is stuck in here."""
+    conn = sqlite3.connect(os.environ["PQ_DB"], isolation_level=None, timeout=30)
+    release = ctx.jobs_dir / f"release-{ctx.job.id}"
+    deadline = time.monotonic() + float(ctx.argument)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        while not release.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        conn.close()  # rolls the empty transaction back
 
 
 def flaky(ctx: HandlerContext) -> None:
@@ -41,6 +58,7 @@ def reject(ctx: HandlerContext) -> None:
 
 for _kind, _handler in (
     ("stubborn", stubborn),
+    ("wedge", wedge),
     ("flaky", flaky),
     ("eagain", eagain),
     ("broken", broken),
