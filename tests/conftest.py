@@ -9,9 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import BACKENDS, BackendHandle
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendHandle]:
+    """Fresh storage of each backend in turn (tests/backends.py), for the tiers that run
+    against every backend."""
+    with BACKENDS[request.param](tmp_path) as handle:
+        yield handle
 
 
 def pq_command() -> list[str]:

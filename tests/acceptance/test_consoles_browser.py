@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,6 +20,7 @@ import pytest
 from pqcore import JobState, open_queue
 from tests.conftest import ROOT, pq_command, require
 from tests.consoles.seeding import PASSWORDS, Seeded, seeded_database, write_users
+from tests.support import free_port
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
@@ -31,12 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update", "--disable-sync", "--no-first-run",
 ]  # fmt: skip
 STARTUP_SECONDS = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

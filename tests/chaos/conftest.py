@@ -7,14 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import BACKENDS, BackendHandle
+from tests.backends import BackendHandle
 from tests.services.system import System
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendHandle]:
-    with BACKENDS[request.param](tmp_path) as handle:
-        yield handle
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ import time
 import pytest
 
 from pqcore import JobState
-from tests.services.system import Proc, System, audit, pid_of, wait_for
+from tests.services.system import Proc, System, audit, pid_of
+from tests.support import wait_for
 
 CONSUMERS = 4
 # Short everything: leases of 2 s, rescue every 0.5 s, zero work time.

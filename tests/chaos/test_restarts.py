@@ -8,7 +8,8 @@ import signal
 import pytest
 
 from pqcore import JobState
-from tests.services.system import System, audit, completion_lines, wait_for
+from tests.services.system import System, audit, completion_lines
+from tests.support import wait_for
 
 CONSUMER_ARGS = ("--work-min", 0, "--work-max", 0.005, "--lease", 2, "--grace", 1)
 MANAGER_ARGS = ("--rescue-interval", 0.5, "--check-interval", 1, "--leader-ttl", 2)

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from pqcore import JobState
-from tests.services.system import System, audit, completion_lines, pid_of, wait_for
+from tests.services.system import System, audit, completion_lines, pid_of
+from tests.support import wait_for
 
 MANAGER_ARGS = ("--rescue-interval", 0.3, "--check-interval", 1, "--leader-ttl", 2)
 

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from pqcore import PersistentQInterface
-from tests.backends import BACKENDS, BackendHandle, FakeClock, QueueMaker
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendHandle]:
-    """Fresh storage of the backend under test."""
-    with BACKENDS[request.param](tmp_path) as handle:
-        yield handle
+from tests.backends import BackendHandle, FakeClock, QueueMaker
 
 
 @pytest.fixture

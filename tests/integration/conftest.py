@@ -9,11 +9,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.backends import BACKENDS, BackendHandle
 from tests.conftest import ROOT
 
 
@@ -104,21 +102,3 @@ def children() -> Iterator[list[Child]]:
         for stream in (child.proc.stdin, child.proc.stdout, child.proc.stderr):
             if stream is not None:
                 stream.close()
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendHandle]:
-    with BACKENDS[request.param](tmp_path) as handle:
-        yield handle
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.05):  # type: ignore[no-untyped-def]
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)

@@ -9,7 +9,8 @@ import pytest
 
 from pqcore import JobState
 from tests.backends import BackendHandle
-from tests.integration.conftest import Child, wait_for
+from tests.integration.conftest import Child
+from tests.support import wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -25,6 +24,7 @@ import yaml
 
 from pqcore import open_queue
 from tests.conftest import ROOT, pq_command, require
+from tests.support import free_port, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
@@ -54,25 +54,9 @@ def panel_queries() -> list[tuple[str, str, str]]:
     return queries
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:
         return json.load(response)
-
-
-def wait_until(condition: Any, what: str, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_dashboards_exist_and_are_provisioned() -> None:
@@ -178,7 +162,7 @@ def prometheus(tmp_path: Path, services: dict[str, Any]) -> Iterator[str]:
                 assert process.poll() is None, (tmp_path / "prometheus.out").read_text()
                 return False
 
-        wait_until(ready, "Prometheus ready", timeout=60)
+        wait_for(ready, 60, "Prometheus ready", interval=1)
         yield url
     finally:
         process.terminate()
@@ -202,35 +186,39 @@ def test_every_panel_query_returns_data(services: dict[str, Any], prometheus: st
     # What only happens on trouble, made to happen: a job whose file does not exist
     # (a permanent failure), and a job claimed by a holder that never returns (the
     # manager recovers it when its lease expires).
-    queue = wait_until(
+    queue = wait_for(
         lambda: services["db"].exists() and open_queue(str(services["db"])),
+        30,
         "the queue database",
-        timeout=30,
+        interval=1,
     )
     try:
         queue.enqueue("no-such-file.txt")
-        wait_until(lambda: queue.stats().counts.get("pending", 0) > 0, "a pending job", 30)
-        held = wait_until(
+        wait_for(lambda: queue.stats().counts.get("pending", 0) > 0, 30, "a pending job", 1)
+        held = wait_for(
             lambda: queue.claim("vanished-consumer", lease_seconds=1),
+            30,
             "a job claimed by a holder that then disappears",
-            timeout=30,
+            interval=1,
         )
-        wait_until(
+        wait_for(
             lambda: "rescue" in [e.action for e in queue.history(held[0].id)],
+            30,
             "the manager recovering the abandoned job",
-            timeout=30,
+            interval=1,
         )
     finally:
         queue.close()
 
     targets = f"{prometheus}/api/v1/targets"
-    wait_until(
+    wait_for(
         lambda: (
             all(t["health"] == "up" for t in http_json(targets)["data"]["activeTargets"])
             and len(http_json(targets)["data"]["activeTargets"]) == 5
         ),
+        60,
         "all five targets up",
-        timeout=60,
+        interval=1,
     )
 
     def empty_panels() -> list[str]:
@@ -249,5 +237,5 @@ def test_every_panel_query_returns_data(services: dict[str, Any], prometheus: st
 
 def test_a_panel_on_an_unknown_metric_would_fail(prometheus: str) -> None:
     """The check above can fail: a misspelt metric gives an empty result."""
-    wait_until(lambda: query(prometheus, "up"), "a first scrape", timeout=60)
+    wait_for(lambda: query(prometheus, "up"), 60, "a first scrape", interval=1)
     assert query(prometheus, "sum(rate(pq_jobs_completd_total[1m]))") == []

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from loguru import logger
 
-from tests.backends import BACKENDS, BackendHandle
 from tests.conftest import require
 from tests.notify.sinks import HttpSink, SmtpSink
 
@@ -42,9 +41,3 @@ def log_lines() -> Iterator[list[str]]:
     sink_id = logger.add(lambda message: lines.append(str(message)), level="DEBUG")
     yield lines
     logger.remove(sink_id)
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BackendHandle]:
-    with BACKENDS[request.param](tmp_path) as handle:
-        yield handle

@@ -10,7 +10,6 @@ import dataclasses
 import email
 import email.policy
 import json
-import socket
 import ssl
 import subprocess
 import threading
@@ -22,11 +21,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support import free_port
 
 
 def refused_port() -> int:

@@ -9,7 +9,7 @@ import pytest
 from services.notify import Notifier, NotifySettings
 from services.notify.channels import ChannelConfigError, load_channels
 from tests.notify.sinks import HttpSink, SmtpSink, dead_letter_event
-from tests.services.system import wait_for
+from tests.support import wait_for
 
 CONSOLE = "http://console.example:8501/?job={job_id}"
 

@@ -8,7 +8,7 @@ import time
 from services.notify import Notifier, NotifySettings
 from services.notify.channels import load_channels
 from tests.notify.sinks import HttpSink, dead_letter_event, refused_port
-from tests.services.system import wait_for
+from tests.support import wait_for
 
 NOTIFY_CALL_BOUND = 1.0  # seconds; a notify() call does no I/O, so this is generous
 

@@ -15,7 +15,8 @@ from services.notify import Notifier, NotifySettings
 from services.notify.channels import load_channels
 from tests.backends import BackendHandle
 from tests.notify.sinks import HttpSink, free_port, refused_port
-from tests.services.system import System, wait_for
+from tests.services.system import System
+from tests.support import wait_for
 
 FAST = ("--rescue-interval", 0.2, "--check-interval", 0.5, "--leader-ttl", 2)
 

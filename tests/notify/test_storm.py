@@ -10,7 +10,7 @@ from services.notify.channels import load_channels
 from services.notify.storm import StormControl
 from tests.backends import FakeClock
 from tests.notify.sinks import HttpSink, dead_letter_event
-from tests.services.system import wait_for
+from tests.support import wait_for
 
 
 def test_hundreds_of_dead_letters_make_a_burst_and_one_digest(http_sink: HttpSink) -> None:

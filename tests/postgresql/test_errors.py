@@ -21,7 +21,8 @@ from pqcore.exceptions import (
 )
 from pqcore.pg_db import Connection, PostgresDatabase
 from pqcore.pg_queue import PostgresQueue
-from tests.pg import PASSWORD, PostgresCluster, free_port
+from tests.pg import PASSWORD, PostgresCluster
+from tests.support import free_port
 
 
 def raise_sqlstate(conn: Connection, code: str) -> None:

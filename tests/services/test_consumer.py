@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from pqcore import JobState
-from tests.services.system import System, completion_lines, wait_for
+from tests.services.system import System, completion_lines
+from tests.support import wait_for
 
 FAST = ("--work-min", 0, "--work-max", 0)
 TEST_HANDLERS = {"PQ_HANDLER_MODULES": "tests.services.handlers_for_tests"}

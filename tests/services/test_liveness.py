@@ -23,7 +23,8 @@ from services.common.logs import setup_logging
 from services.common.metrics import health_app
 from services.common.settings import add_common_settings
 from tests.backends import FakeClock, sqlite_backend
-from tests.services.system import System, free_port, wait_for
+from tests.services.system import System
+from tests.support import free_port, wait_for
 
 TIMEOUT = 2.0  # --liveness-timeout of every process here: above the 1 s beat slice
 HANDLERS = "tests.services.handlers_for_tests"

@@ -10,7 +10,8 @@ from pqcore import JobState
 from services.manager.events import EventBus, EventKind, ManagerEvent
 from services.manager.manager import Manager, ManagerSettings
 from tests.backends import BackendHandle, FakeClock
-from tests.services.system import System, free_port, pid_of, wait_for
+from tests.services.system import System, pid_of
+from tests.support import free_port, wait_for
 
 FAST = ("--rescue-interval", 0.2, "--check-interval", 0.5, "--leader-ttl", 2)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, VENV_BIN
-from tests.services.system import free_port, wait_for
+from tests.support import free_port, wait_for
 
 QUEUE_PROGRAMS = ("consumer:consumer-0", "consumer:consumer-1", "manager", "producer")
 
