@@ -23,8 +23,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pqcore import EnqueueRequest, JobFilter, JobState, Outcome, QueueSettings, Transition
-from pqcore.sqlite_queue import SQLiteQueue
+from pqcore import (
+    EnqueueRequest,
+    JobFilter,
+    JobState,
+    Outcome,
+    QueueSettings,
+    Transition,
+    open_queue,
+)
 
 BATCH = 10_000
 WEEK = 7 * 86_400.0
@@ -57,7 +64,7 @@ def seed(path: Path, jobs: int, rng: random.Random) -> float:
         backoff_base_seconds=1.0,
         backoff_cap_seconds=60.0,
     )
-    queue = SQLiteQueue(str(path), settings, clock=clock)
+    queue = open_queue(str(path), settings=settings, clock=clock)
     step = WEEK / max(1, jobs // BATCH)
     started = time.monotonic()
     made = 0
@@ -120,7 +127,7 @@ def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 def measure(path: Path, repeat: int) -> list[tuple[str, float, str]]:
-    queue = SQLiteQueue(str(path), QueueSettings(db=str(path)), create=False)
+    queue = open_queue(str(path), settings=QueueSettings(db=str(path)), create=False)
     rows: list[tuple[str, float, str]] = []
 
     def run(name: str, fn: Callable[[], Any], describe: Callable[[Any], str] = str) -> Any:

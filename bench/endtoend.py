@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.workloads import Result, fresh_dir
+from pqcore import open_queue
 
 
 def _env(directory: Path, sync: str) -> dict[str, str]:
@@ -37,7 +38,6 @@ def _env(directory: Path, sync: str) -> dict[str, str]:
 
 def end_to_end(root: Path, sync: str, n: int, consumers: int, timeout: float = 240) -> Result:
     from pqcore import QueueSettings
-    from pqcore.sqlite_queue import SQLiteQueue
 
     directory = fresh_dir(root, f"w7-{consumers}")
     env = _env(directory, sync)
@@ -50,7 +50,7 @@ def end_to_end(root: Path, sync: str, n: int, consumers: int, timeout: float = 2
         stderr=subprocess.DEVNULL,
     )
     db = env["PQ_DB"]
-    queue = SQLiteQueue(db, QueueSettings(db=db, sqlite_synchronous=sync))
+    queue = open_queue(db, settings=QueueSettings(db=db, sqlite_synchronous=sync))
     if queue.stats().counts["pending"] != n:
         raise RuntimeError(f"the producer enqueued {queue.stats().counts['pending']} of {n}")
     procs = [

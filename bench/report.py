@@ -291,7 +291,7 @@ NOTES = """### How to read this
   pq with polling, Huey and the raw floor (persist-queue and litequeue are left out to keep
   the run short); the peers have no wake-up signal: their consumers re-check every 1 ms
   (best latency, at a CPU cost).
-- Workload 6 builds its table with `SQLiteQueue.seed_finished_jobs` (done jobs with full
+- Workload 6 builds its table with `pqcore.testing.seed_finished_jobs` (done jobs with full
   history, set-wise), then times 200 claims and 200 `stats()` calls.
 - Workload 7 runs the real `services.producer` (job files + enqueue, untimed) then 1, 2 or 4
   `services.consumer` processes with the default file handler and zero work time; the clock

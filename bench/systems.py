@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from pqcore import open_queue
+
 SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 
@@ -81,19 +83,18 @@ class PQCore(Adapter):
     def __init__(self, directory: Path, synchronous: str, *, batch: int = 32) -> None:
         super().__init__(directory, synchronous)
         from pqcore import QueueSettings
-        from pqcore.sqlite_queue import SQLiteQueue
 
         path = str(directory / "pq.db")
         settings = QueueSettings(
             db=path, sqlite_synchronous=synchronous, lease_seconds=60, sqlite_wakeup=self.wakeup
         )
-        self.queue = SQLiteQueue(path, settings)
+        self.queue = open_queue(path, settings=settings)
         self.consumer_id = f"bench-{uuid.uuid4().hex[:8]}"
         self.batch = batch
         self._worker: Any = None
 
     def readback(self) -> str:
-        conn = self.queue.db.connection()
+        conn = self.queue.driver.connection()
         value = conn.execute("PRAGMA synchronous").fetchone()[0]
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         return f"{SYNC_NAMES[int(value)]}/{str(mode).upper()}"

@@ -441,12 +441,12 @@ def role_wait_then_put(
 
 def _scale_child(path: str, sync: str, done: int, pending: int, samples: int, out: Any) -> None:
     try:
-        from pqcore import QueueSettings
-        from pqcore.sqlite_queue import SQLiteQueue
+        from pqcore import QueueSettings, open_queue
+        from pqcore.testing import seed_finished_jobs
 
-        queue = SQLiteQueue(path, QueueSettings(db=path, sqlite_synchronous=sync))
+        queue = open_queue(path, settings=QueueSettings(db=path, sqlite_synchronous=sync))
         built = time.monotonic()
-        queue.seed_finished_jobs(done)
+        seed_finished_jobs(queue, done)
         queue.enqueue_many([f"job-{i}" for i in range(pending)])
         built = time.monotonic() - built
         claims, stats = [], []

@@ -12,8 +12,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
-from pqcore import PersistentQInterface, QueueSettings
-from pqcore.sqlite_queue import SQLiteQueue
+from pqcore import Queue, QueueSettings, open_queue
 
 
 class FakeClock:
@@ -29,7 +28,7 @@ class FakeClock:
         self.now += seconds
 
 
-QueueMaker = Callable[..., PersistentQInterface]
+QueueMaker = Callable[..., Queue]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,10 +44,10 @@ class BackendHandle:
 @contextmanager
 def sqlite_backend(tmp_path: Path) -> Iterator[BackendHandle]:
     path = str(tmp_path / "queue.db")
-    opened: list[PersistentQInterface] = []
+    opened: list[Queue] = []
 
-    def make(clock: Callable[[], float] | None = None, **settings: Any) -> PersistentQInterface:
-        queue = SQLiteQueue(path, QueueSettings(db=path, **settings), clock=clock)
+    def make(clock: Callable[[], float] | None = None, **settings: Any) -> Queue:
+        queue = open_queue(path, settings=QueueSettings(db=path, **settings), clock=clock)
         opened.append(queue)
         return queue
 
@@ -60,14 +59,13 @@ def sqlite_backend(tmp_path: Path) -> Iterator[BackendHandle]:
 @contextmanager
 def postgresql_backend(tmp_path: Path) -> Iterator[BackendHandle]:
     """A fresh database on the session's throwaway PostgreSQL cluster (tests/pg.py)."""
-    from pqcore.pg_queue import PostgresQueue
     from tests.pg import cluster
 
-    opened: list[PersistentQInterface] = []
+    opened: list[Queue] = []
     with cluster().database() as url:
 
-        def make(clock: Callable[[], float] | None = None, **settings: Any) -> PersistentQInterface:
-            queue = PostgresQueue(url, QueueSettings(db=url, **settings), clock=clock)
+        def make(clock: Callable[[], float] | None = None, **settings: Any) -> Queue:
+            queue = open_queue(url, settings=QueueSettings(db=url, **settings), clock=clock)
             opened.append(queue)
             return queue
 

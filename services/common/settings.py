@@ -14,8 +14,7 @@ import secrets
 import socket
 from typing import Any
 
-from pqcore import QueueSettings, open_queue
-from pqcore.base import PersistentQInterface
+from pqcore import Queue, QueueSettings, open_queue
 from services.common.liveness import DEFAULT_TIMEOUT_SECONDS
 
 
@@ -132,7 +131,7 @@ def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -
     )
 
 
-def open_service_queue(args: argparse.Namespace, **overrides: Any) -> PersistentQInterface:
+def open_service_queue(args: argparse.Namespace, **overrides: Any) -> Queue:
     """Open the queue from ``--db``/``PQ_DB`` plus per-service overrides of queue settings."""
     settings = QueueSettings.from_env(db=getattr(args, "db", None), **overrides)
     return open_queue(settings.db, settings=settings)

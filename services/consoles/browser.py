@@ -11,7 +11,7 @@ import time
 
 import streamlit as st
 
-from pqcore import JobFilter, JobState, PersistentQInterface, PQError
+from pqcore import JobFilter, JobState, PQError, Queue
 from services.consoles import filters, widgets
 from services.consoles.auth import User
 
@@ -19,9 +19,7 @@ PAGE_SIZES = (25, 50, 100, 200)
 SORTS = ("newest first", "oldest first")
 
 
-def job_browser(
-    queue: PersistentQInterface, user: User, key: str, fixed: tuple[JobState, ...] = ()
-) -> None:
+def job_browser(queue: Queue, user: User, key: str, fixed: tuple[JobState, ...] = ()) -> None:
     flt, sort, size = _filter_form(queue, key, fixed)
     if flt is None:
         return
@@ -70,7 +68,7 @@ def job_browser(
 
 
 def _filter_form(
-    queue: PersistentQInterface, key: str, fixed: tuple[JobState, ...]
+    queue: Queue, key: str, fixed: tuple[JobState, ...]
 ) -> tuple[JobFilter | None, str, int]:
     columns = st.columns([3, 2, 3, 2, 2, 1])
     if fixed:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pqcore import PersistentQInterface, Stats
+from pqcore import Queue, Stats
 from services.consoles.widgets import STATUS_LABELS
 
 SAMPLE = 10_000
@@ -47,7 +47,7 @@ def counts_by_status(stats: Stats) -> None:
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
-def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: int = 60) -> None:
+def throughput(queue: Queue, now: float, minutes: int, bucket: int = 60) -> None:
     buckets = queue.throughput(now - minutes * 60, bucket_seconds=bucket)
     if not buckets:
         st.info(f"Nothing enqueued, completed or failed in the last {minutes} minutes.")
@@ -90,7 +90,7 @@ def throughput(queue: PersistentQInterface, now: float, minutes: int, bucket: in
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
-def attempts(queue: PersistentQInterface) -> None:
+def attempts(queue: Queue) -> None:
     histogram = queue.attempts_histogram(sample=SAMPLE)
     if not histogram:
         st.info("No jobs yet.")
@@ -106,7 +106,7 @@ def attempts(queue: PersistentQInterface) -> None:
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
-def failure_reasons(queue: PersistentQInterface) -> None:
+def failure_reasons(queue: Queue) -> None:
     reasons = queue.failure_reasons(limit=10, sample=SAMPLE)
     if not reasons:
         st.info("No failed jobs.")
@@ -124,7 +124,7 @@ def failure_reasons(queue: PersistentQInterface) -> None:
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
-def processing_times(queue: PersistentQInterface) -> None:
+def processing_times(queue: Queue) -> None:
     seconds = queue.processing_seconds(sample=SAMPLE)
     if not seconds:
         st.info("No completed jobs yet.")

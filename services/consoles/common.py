@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from pqcore import PersistentQInterface, PQError, QueueSettings, open_queue
+from pqcore import PQError, Queue, QueueSettings, open_queue
 from services.consoles import auth
 
 SESSION_KEY = "pq_session"
@@ -30,7 +30,7 @@ def database() -> str:
 
 
 @contextmanager
-def queue() -> Iterator[PersistentQInterface]:
+def queue() -> Iterator[Queue]:
     """The queue for this script run; a storage problem stops the page with one clear error."""
     try:
         handle = open_queue(database(), create=False)

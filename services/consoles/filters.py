@@ -11,7 +11,7 @@ import re
 import unicodedata
 
 from pqcore import JobFilter, JobState
-from pqcore.base import QUEUE_NAME
+from pqcore.validation import QUEUE_NAME
 
 MAX_SEARCH = 200
 TIME_RANGES: dict[str, float | None] = {

@@ -13,8 +13,8 @@ from pqcore import (
     JobFilter,
     JobNotFound,
     JobState,
-    PersistentQInterface,
     PQError,
+    Queue,
     Stats,
     Transition,
 )
@@ -117,7 +117,7 @@ def jobs_table(jobs: Sequence[Job]) -> None:
 # ------------------------------------------------------------------ one job
 
 
-def job_lookup(queue: PersistentQInterface, user: User, key: str) -> None:
+def job_lookup(queue: Queue, user: User, key: str) -> None:
     """A job id box; shows the job, its history and the actions the user may take."""
     raw = st.text_input("Job id", key=f"{key}_id", max_chars=24, placeholder="e.g. 42")
     if not raw.strip():
@@ -130,7 +130,7 @@ def job_lookup(queue: PersistentQInterface, user: User, key: str) -> None:
     job_detail(queue, job_id, user, key)
 
 
-def job_detail(queue: PersistentQInterface, job_id: int, user: User, key: str) -> None:
+def job_detail(queue: Queue, job_id: int, user: User, key: str) -> None:
     try:
         job = queue.get(job_id)
         events = queue.history(job_id)
@@ -187,7 +187,7 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def job_actions(queue: PersistentQInterface, job: Job, user: User, key: str) -> None:
+def job_actions(queue: Queue, job: Job, user: User, key: str) -> None:
     if not user.may("act"):
         return
     allowed = [label for label, t in ACTIONS.items() if can(t, job.status)]
@@ -218,9 +218,7 @@ def job_actions(queue: PersistentQInterface, job: Job, user: User, key: str) -> 
 # ------------------------------------------------------------------ many jobs (admin)
 
 
-def selection_actions(
-    queue: PersistentQInterface, jobs: Sequence[Job], user: User, key: str
-) -> None:
+def selection_actions(queue: Queue, jobs: Sequence[Job], user: User, key: str) -> None:
     """Act on jobs picked from the current page."""
     if not user.may("bulk") or not jobs:
         return
@@ -248,7 +246,7 @@ def selection_actions(
             st.rerun()
 
 
-def filter_actions(queue: PersistentQInterface, flt: JobFilter, user: User, key: str) -> None:
+def filter_actions(queue: Queue, flt: JobFilter, user: User, key: str) -> None:
     """Act on every job matching the filter: shows the count and asks for confirmation."""
     if not user.may("bulk"):
         return

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from pqcore import Job, LeaseLost, Outcome, PersistentQInterface, PQError, StorageError
+from pqcore import Job, LeaseLost, Outcome, PQError, Queue, StorageError
 from services.common import liveness
 from services.common.signals import StopRequest
 from services.consumer import handlers, metrics
@@ -96,7 +96,7 @@ class HeldJob:
 class Consumer:
     def __init__(
         self,
-        queue: PersistentQInterface,
+        queue: Queue,
         settings: ConsumerSettings,
         *,
         consumer_id: str,

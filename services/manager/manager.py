@@ -26,7 +26,7 @@ from typing import TypeVar
 
 from loguru import logger
 
-from pqcore import Job, JobState, PersistentQInterface, PQError
+from pqcore import Job, JobState, PQError, Queue
 from services.common import liveness
 from services.common.signals import StopRequest
 from services.manager import metrics
@@ -70,7 +70,7 @@ class ManagerSettings:
 class Manager:
     def __init__(
         self,
-        queue: PersistentQInterface,
+        queue: Queue,
         settings: ManagerSettings,
         *,
         manager_id: str,

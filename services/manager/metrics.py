@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from pqcore import Consumer, PersistentQInterface, PQError, Stats
+from pqcore import Consumer, PQError, Queue, Stats
 
 IS_LEADER = Gauge("pq_manager_is_leader", "1 while this manager holds the leadership lease")
 CYCLES = Counter("pq_manager_cycles_total", "maintenance cycles run as leader")
@@ -40,9 +40,9 @@ class QueueCollector(Collector):
     dead-letter size, stalled jobs and consumers per state. A database error leaves
     these series out of that scrape (and is logged) rather than failing the endpoint."""
 
-    def __init__(self, open_queue: Callable[[], PersistentQInterface]) -> None:
+    def __init__(self, open_queue: Callable[[], Queue]) -> None:
         self._open = open_queue
-        self._queue: PersistentQInterface | None = None
+        self._queue: Queue | None = None
         # The HTTP server answers each scrape on a new thread; reading on one worker
         # thread keeps it to one database connection for the life of the process.
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrape")
@@ -92,7 +92,7 @@ class QueueCollector(Collector):
         yield per_state
 
 
-def register_queue_collector(open_queue: Callable[[], PersistentQInterface]) -> QueueCollector:
+def register_queue_collector(open_queue: Callable[[], Queue]) -> QueueCollector:
     collector = QueueCollector(open_queue)
     REGISTRY.register(collector)
     return collector

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from pqcore import EnqueueRequest, Job, PersistentQInterface, StorageError
+from pqcore import EnqueueRequest, Job, Queue, StorageError
 from services.common import jobfiles, liveness
 from services.common.signals import StopRequest
 from services.producer import metrics
@@ -42,7 +42,7 @@ STALE_TEMP_SECONDS = 60.0
 class Producer:
     def __init__(
         self,
-        queue: PersistentQInterface,
+        queue: Queue,
         jobs_dir: Path,
         *,
         interval: float = 5.0,

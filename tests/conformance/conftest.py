@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pqcore import PersistentQInterface
+from pqcore import Queue
 from tests.backends import BackendHandle, FakeClock, QueueMaker
 
 
@@ -22,7 +22,7 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def queue(make_queue: QueueMaker, clock: FakeClock) -> Iterator[PersistentQInterface]:
+def queue(make_queue: QueueMaker, clock: FakeClock) -> Iterator[Queue]:
     """A queue on the fake clock. Whatever a test did, the storage must audit clean after."""
     queue = make_queue(clock=clock)
     yield queue

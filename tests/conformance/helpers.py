@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from pqcore import Job, JobState, PersistentQInterface
+from pqcore import Job, JobState, Queue
 
 
-def claim_one(queue: PersistentQInterface, consumer: str = "consumer-1", **options: object) -> Job:
+def claim_one(queue: Queue, consumer: str = "consumer-1", **options: object) -> Job:
     """Claim exactly one job, failing the test if there was none."""
     claimed = queue.claim(consumer, limit=1, **options)  # type: ignore[arg-type]
     assert len(claimed) == 1, f"expected one claimable job, got {claimed}"
@@ -17,15 +17,15 @@ def token(job: Job) -> str:
     return job.lease_token
 
 
-def snapshot(queue: PersistentQInterface) -> tuple[list[Job], dict[int, int]]:
+def snapshot(queue: Queue) -> tuple[list[Job], dict[int, int]]:
     """Every job and the length of its history: compared before/after a rejected call."""
     jobs = sorted(queue.list_jobs(limit=1000).jobs, key=lambda j: j.id)
     return jobs, {j.id: len(queue.history(j.id)) for j in jobs}
 
 
-def actions(queue: PersistentQInterface, job_id: int) -> list[str]:
+def actions(queue: Queue, job_id: int) -> list[str]:
     return [e.action for e in queue.history(job_id)]
 
 
-def statuses(queue: PersistentQInterface) -> dict[int, JobState]:
+def statuses(queue: Queue) -> dict[int, JobState]:
     return {j.id: j.status for j in queue.list_jobs(limit=1000).jobs}

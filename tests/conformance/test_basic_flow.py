@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from pqcore import JobState, PersistentQInterface
+from pqcore import JobState, Queue
 
 
-def test_enqueue_claim_complete_records_history(queue: PersistentQInterface) -> None:
+def test_enqueue_claim_complete_records_history(queue: Queue) -> None:
     job = queue.enqueue("jobs/0001.txt")
     assert job.status is JobState.PENDING
     [held] = queue.claim("consumer-1")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from pqcore import InvalidArgument, JobNotFound, JobState, LeaseLost, PersistentQInterface
+from pqcore import InvalidArgument, JobNotFound, JobState, LeaseLost, Queue
 from tests.backends import FakeClock, QueueMaker
 from tests.conformance.helpers import actions, claim_one, snapshot, token
 
 
-def test_claim_sets_lease_and_counts_the_attempt(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_claim_sets_lease_and_counts_the_attempt(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("a")
     held = claim_one(queue, "worker-7", lease_seconds=42)
     assert held.id == job.id
@@ -37,7 +35,7 @@ def test_default_lease_comes_from_settings(make_queue: QueueMaker, clock: FakeCl
     assert queue.doctor() == []
 
 
-def test_claim_respects_limit(queue: PersistentQInterface) -> None:
+def test_claim_respects_limit(queue: Queue) -> None:
     queue.enqueue_many([f"j{i}" for i in range(5)])
     assert len(queue.claim("c1", limit=3)) == 3
     assert len(queue.claim("c2", limit=3)) == 2
@@ -45,12 +43,12 @@ def test_claim_respects_limit(queue: PersistentQInterface) -> None:
     assert queue.claim("c4", limit=0) == []
 
 
-def test_claim_on_empty_queue(queue: PersistentQInterface) -> None:
+def test_claim_on_empty_queue(queue: Queue) -> None:
     assert queue.claim("c1") == []
     assert queue.claim("c1", queues=["nothing-here"]) == []
 
 
-def test_tokens_are_distinct_and_jobs_never_shared(queue: PersistentQInterface) -> None:
+def test_tokens_are_distinct_and_jobs_never_shared(queue: Queue) -> None:
     queue.enqueue_many([f"j{i}" for i in range(20)])
     batches = [queue.claim(f"c{i}", limit=3) for i in range(8)]
     jobs = [j for batch in batches for j in batch]
@@ -60,7 +58,7 @@ def test_tokens_are_distinct_and_jobs_never_shared(queue: PersistentQInterface) 
     assert all(len(token(j)) >= 16 for j in jobs)
 
 
-def test_claim_filters_by_queue(queue: PersistentQInterface) -> None:
+def test_claim_filters_by_queue(queue: Queue) -> None:
     mail = queue.enqueue("m", queue="mail")
     image = queue.enqueue("i", queue="images", priority=10)
     other = queue.enqueue("o", queue="other")
@@ -70,14 +68,14 @@ def test_claim_filters_by_queue(queue: PersistentQInterface) -> None:
     assert [j.id for j in claimed] == [image.id, other.id]
 
 
-def test_claim_from_one_queue_name_as_text(queue: PersistentQInterface) -> None:
+def test_claim_from_one_queue_name_as_text(queue: Queue) -> None:
     job = queue.enqueue("m", queue="mail")
     queue.enqueue("d")
     assert [j.id for j in queue.claim("c1", queues="mail", limit=5)] == [job.id]  # type: ignore[arg-type]
 
 
 def test_queues_none_claims_from_every_queue_in_priority_order(
-    queue: PersistentQInterface,
+    queue: Queue,
 ) -> None:
     a = queue.enqueue("a", queue="q1")
     b = queue.enqueue("b", queue="q2", priority=3)
@@ -100,7 +98,7 @@ def test_queues_none_claims_from_every_queue_in_priority_order(
         {"lease_seconds": float("nan")},
     ],
 )
-def test_invalid_claim_changes_nothing(queue: PersistentQInterface, options: dict) -> None:
+def test_invalid_claim_changes_nothing(queue: Queue, options: dict) -> None:
     queue.enqueue("a")
     before = snapshot(queue)
     with pytest.raises(InvalidArgument):
@@ -109,14 +107,14 @@ def test_invalid_claim_changes_nothing(queue: PersistentQInterface, options: dic
 
 
 @pytest.mark.parametrize("consumer", ["", "x" * 201])
-def test_invalid_consumer_id(queue: PersistentQInterface, consumer: str) -> None:
+def test_invalid_consumer_id(queue: Queue, consumer: str) -> None:
     queue.enqueue("a")
     with pytest.raises(InvalidArgument):
         queue.claim(consumer)
     assert queue.get(1).status is JobState.PENDING
 
 
-def test_heartbeat_extends_the_lease(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_heartbeat_extends_the_lease(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("a")
     held = claim_one(queue, lease_seconds=10)
     clock.advance(8)
@@ -130,7 +128,7 @@ def test_heartbeat_extends_the_lease(queue: PersistentQInterface, clock: FakeClo
     assert actions(queue, held.id) == ["enqueue", "claim"]  # heartbeats are not transitions
 
 
-def test_lease_expires_without_heartbeat(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_lease_expires_without_heartbeat(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("a")
     held = claim_one(queue, lease_seconds=10)
     clock.advance(10)
@@ -141,9 +139,7 @@ def test_lease_expires_without_heartbeat(queue: PersistentQInterface, clock: Fak
     assert rescued.id == held.id and rescued.status is JobState.PENDING
 
 
-def test_heartbeat_after_rescue_raises_lease_lost(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_heartbeat_after_rescue_raises_lease_lost(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("a")
     held = claim_one(queue, lease_seconds=5)
     clock.advance(6)
@@ -153,7 +149,7 @@ def test_heartbeat_after_rescue_raises_lease_lost(
     assert queue.get(held.id).status is JobState.PENDING
 
 
-def test_heartbeat_with_wrong_token_or_job(queue: PersistentQInterface) -> None:
+def test_heartbeat_with_wrong_token_or_job(queue: Queue) -> None:
     queue.enqueue("a")
     held = claim_one(queue)
     before = snapshot(queue)
@@ -164,7 +160,7 @@ def test_heartbeat_with_wrong_token_or_job(queue: PersistentQInterface) -> None:
     assert snapshot(queue) == before
 
 
-def test_zombie_complete_is_fenced(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_zombie_complete_is_fenced(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("a")
     zombie = claim_one(queue, "A", lease_seconds=5)
     clock.advance(6)  # A stalls past its lease
@@ -193,7 +189,7 @@ def test_zombie_complete_is_fenced(queue: PersistentQInterface, clock: FakeClock
     assert sum(e.to_status is JobState.DONE for e in events) == 1
 
 
-def test_wait_for_jobs(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_wait_for_jobs(queue: Queue, clock: FakeClock) -> None:
     assert queue.wait_for_jobs(0) is False
     queue.enqueue("later", queue="mail", delay=30)
     assert queue.wait_for_jobs(0.1) is False  # not runnable yet

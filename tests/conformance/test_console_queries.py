@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from pqcore import InvalidArgument, JobFilter, JobState, PersistentQInterface
+from pqcore import InvalidArgument, JobFilter, JobState, Queue
 from tests.backends import FakeClock
 
 
-def _run(queue: PersistentQInterface, clock: FakeClock, outcome: str, error: str = "") -> int:
+def _run(queue: Queue, clock: FakeClock, outcome: str, error: str = "") -> int:
     [job] = queue.claim("c1")
     token = job.lease_token or ""
     clock.advance(2.5)
@@ -19,7 +19,7 @@ def _run(queue: PersistentQInterface, clock: FakeClock, outcome: str, error: str
     return job.id
 
 
-def test_list_jobs_oldest_first_pages_by_after_id(queue: PersistentQInterface) -> None:
+def test_list_jobs_oldest_first_pages_by_after_id(queue: Queue) -> None:
     ids = [queue.enqueue(f"job {n}").id for n in range(7)]
     first = queue.list_jobs(limit=3, oldest_first=True)
     assert [j.id for j in first.jobs] == ids[:3] and first.next_cursor == ids[2]
@@ -31,7 +31,7 @@ def test_list_jobs_oldest_first_pages_by_after_id(queue: PersistentQInterface) -
     assert [j.id for j in newest.jobs] == ids[::-1][:3]
 
 
-def test_list_jobs_filters_by_creation_time(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_list_jobs_filters_by_creation_time(queue: Queue, clock: FakeClock) -> None:
     early = queue.enqueue("early")
     clock.advance(3600)
     late = queue.enqueue("late")
@@ -42,9 +42,7 @@ def test_list_jobs_filters_by_creation_time(queue: PersistentQInterface, clock: 
     assert queue.count_jobs(recent) == 1
 
 
-def test_throughput_buckets_enqueued_completed_failed(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_throughput_buckets_enqueued_completed_failed(queue: Queue, clock: FakeClock) -> None:
     start = clock.now - clock.now % 60
     clock.now = start + 1
     for n in range(3):
@@ -64,9 +62,7 @@ def test_throughput_buckets_enqueued_completed_failed(
         queue.throughput(start, bucket_seconds=0)
 
 
-def test_failure_reasons_ranked_from_failed_and_dead_jobs(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_failure_reasons_ranked_from_failed_and_dead_jobs(queue: Queue, clock: FakeClock) -> None:
     for n in range(5):
         queue.enqueue(f"job {n}")
     _run(queue, clock, "dead", "TimeoutError: slow")
@@ -79,9 +75,7 @@ def test_failure_reasons_ranked_from_failed_and_dead_jobs(
     assert queue.failure_reasons(limit=1) == [("TimeoutError: slow", 2)]
 
 
-def test_attempts_histogram_counts_tried_jobs(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_attempts_histogram_counts_tried_jobs(queue: Queue, clock: FakeClock) -> None:
     for n in range(2):
         queue.enqueue(f"job {n}", max_attempts=3)
     first = _run(queue, clock, "retry", "boom")
@@ -97,7 +91,7 @@ def test_attempts_histogram_counts_tried_jobs(
     assert sum(queue.attempts_histogram(sample=1).values()) == 1
 
 
-def test_processing_seconds_of_done_jobs(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_processing_seconds_of_done_jobs(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("a")
     queue.enqueue("b")
     _run(queue, clock, "done")
@@ -110,7 +104,7 @@ def test_processing_seconds_of_done_jobs(queue: PersistentQInterface, clock: Fak
 
 
 def test_stalled_jobs_are_processing_jobs_with_an_expired_lease(
-    queue: PersistentQInterface, clock: FakeClock
+    queue: Queue, clock: FakeClock
 ) -> None:
     for n in range(3):
         queue.enqueue(f"job {n}")
@@ -125,7 +119,7 @@ def test_stalled_jobs_are_processing_jobs_with_an_expired_lease(
     assert queue.stalled_jobs() == []
 
 
-def test_queue_names_lists_queues_holding_jobs(queue: PersistentQInterface) -> None:
+def test_queue_names_lists_queues_holding_jobs(queue: Queue) -> None:
     assert queue.queue_names() == []
     queue.enqueue("x", queue="reports")
     queue.enqueue("y", queue="emails")

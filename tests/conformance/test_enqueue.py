@@ -13,13 +13,13 @@ from pqcore import (
     InvalidTransition,
     JobState,
     PayloadTooLarge,
-    PersistentQInterface,
+    Queue,
 )
 from tests.backends import FakeClock, QueueMaker
 from tests.conformance.helpers import claim_one, snapshot, token
 
 
-def test_enqueue_defaults(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_enqueue_defaults(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("jobs/0001.txt")
     assert job.id >= 1
     assert job.data == "jobs/0001.txt"
@@ -40,7 +40,7 @@ def test_enqueue_defaults(queue: PersistentQInterface, clock: FakeClock) -> None
     assert event.actor == "producer" and event.attempt == 0 and event.at == clock.now
 
 
-def test_enqueue_keeps_options(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_enqueue_keeps_options(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue(
         "x", queue="images", priority=7, delay=12.5, dedupe_key="k", max_attempts=3, actor="me"
     )
@@ -49,12 +49,12 @@ def test_enqueue_keeps_options(queue: PersistentQInterface, clock: FakeClock) ->
     assert queue.history(job.id)[0].actor == "me"
 
 
-def test_ids_grow(queue: PersistentQInterface) -> None:
+def test_ids_grow(queue: Queue) -> None:
     ids = [queue.enqueue(f"j{i}").id for i in range(5)]
     assert ids == sorted(ids) and len(set(ids)) == 5
 
 
-def test_claim_order_is_priority_then_fifo(queue: PersistentQInterface) -> None:
+def test_claim_order_is_priority_then_fifo(queue: Queue) -> None:
     low1 = queue.enqueue("low-1", priority=-1)
     mid1 = queue.enqueue("mid-1")
     high1 = queue.enqueue("high-1", priority=5)
@@ -64,14 +64,14 @@ def test_claim_order_is_priority_then_fifo(queue: PersistentQInterface) -> None:
     assert order == [high1.id, high2.id, mid1.id, mid2.id, low1.id]
 
 
-def test_claim_of_several_returns_them_in_claim_order(queue: PersistentQInterface) -> None:
+def test_claim_of_several_returns_them_in_claim_order(queue: Queue) -> None:
     a = queue.enqueue("a")
     b = queue.enqueue("b", priority=1)
     c = queue.enqueue("c")
     assert [j.id for j in queue.claim("c1", limit=3)] == [b.id, a.id, c.id]
 
 
-def test_delayed_job_is_not_claimable_early(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_delayed_job_is_not_claimable_early(queue: Queue, clock: FakeClock) -> None:
     later = queue.enqueue("later", delay=60)
     assert queue.claim("c1") == []
     clock.advance(59.9)
@@ -80,7 +80,7 @@ def test_delayed_job_is_not_claimable_early(queue: PersistentQInterface, clock: 
     assert claim_one(queue).id == later.id
 
 
-def test_run_at_is_not_claimable_early(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_run_at_is_not_claimable_early(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("at", run_at=clock.now + 100)
     assert job.run_at == clock.now + 100
     clock.advance(99)
@@ -89,24 +89,20 @@ def test_run_at_is_not_claimable_early(queue: PersistentQInterface, clock: FakeC
     assert claim_one(queue).id == job.id
 
 
-def test_run_at_in_the_past_runs_before_newer_jobs(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_run_at_in_the_past_runs_before_newer_jobs(queue: Queue, clock: FakeClock) -> None:
     now_job = queue.enqueue("now")
     past = queue.enqueue("past", run_at=clock.now - 50)
     assert claim_one(queue).id == past.id
     assert claim_one(queue).id == now_job.id
 
 
-def test_delayed_job_does_not_block_runnable_ones(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_delayed_job_does_not_block_runnable_ones(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("urgent-but-later", priority=9, delay=30)
     runnable = queue.enqueue("now")
     assert claim_one(queue).id == runnable.id
 
 
-def test_dedupe_key_returns_the_active_job(queue: PersistentQInterface) -> None:
+def test_dedupe_key_returns_the_active_job(queue: Queue) -> None:
     first = queue.enqueue("a", dedupe_key="report-1")
     again = queue.enqueue("b", dedupe_key="report-1")
     assert again.id == first.id and again.data == "a"
@@ -120,9 +116,7 @@ def test_dedupe_key_returns_the_active_job(queue: PersistentQInterface) -> None:
 
 
 @pytest.mark.parametrize("final", ["done", "permanently_failed", "cancelled"])
-def test_dedupe_key_is_reusable_once_the_job_is_final(
-    queue: PersistentQInterface, final: str
-) -> None:
+def test_dedupe_key_is_reusable_once_the_job_is_final(queue: Queue, final: str) -> None:
     first = queue.enqueue("a", dedupe_key="k")
     if final == "cancelled":
         queue.cancel(first.id, actor="op")
@@ -145,7 +139,7 @@ def test_dedupe_key_is_reusable_once_the_job_is_final(
         assert queue.resubmit(first.id, actor="op").status is JobState.PENDING
 
 
-def test_dedupe_inside_one_batch(queue: PersistentQInterface) -> None:
+def test_dedupe_inside_one_batch(queue: Queue) -> None:
     jobs = queue.enqueue_many(
         [EnqueueRequest("a", dedupe_key="same"), EnqueueRequest("b", dedupe_key="same"), "c"]
     )
@@ -153,7 +147,7 @@ def test_dedupe_inside_one_batch(queue: PersistentQInterface) -> None:
     assert queue.count_jobs() == 2
 
 
-def test_enqueue_many_returns_jobs_in_order(queue: PersistentQInterface) -> None:
+def test_enqueue_many_returns_jobs_in_order(queue: Queue) -> None:
     jobs = queue.enqueue_many(["a", EnqueueRequest("b", queue="q2", priority=3), "c"])
     assert [j.data for j in jobs] == ["a", "b", "c"]
     assert jobs[1].queue == "q2" and jobs[1].priority == 3
@@ -162,7 +156,7 @@ def test_enqueue_many_returns_jobs_in_order(queue: PersistentQInterface) -> None
     assert queue.enqueue_many([]) == []
 
 
-def test_enqueue_many_accepts_an_iterator(queue: PersistentQInterface) -> None:
+def test_enqueue_many_accepts_an_iterator(queue: Queue) -> None:
     jobs = queue.enqueue_many(f"gen-{i}" for i in range(3))
     assert [j.data for j in jobs] == ["gen-0", "gen-1", "gen-2"]
 
@@ -201,9 +195,7 @@ BAD_ENQUEUES: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("why", "fields"), BAD_ENQUEUES, ids=[b[0] for b in BAD_ENQUEUES])
-def test_invalid_enqueue_changes_nothing(
-    queue: PersistentQInterface, why: str, fields: dict[str, Any]
-) -> None:
+def test_invalid_enqueue_changes_nothing(queue: Queue, why: str, fields: dict[str, Any]) -> None:
     queue.enqueue("existing", dedupe_key="existing")
     before = snapshot(queue)
     request = {"data": "jobs/ok", **fields}
@@ -228,13 +220,13 @@ def test_oversized_payload(make_queue: QueueMaker, clock: FakeClock) -> None:
     assert queue.doctor() == []
 
 
-def test_default_payload_limit_is_64_kib(queue: PersistentQInterface) -> None:
+def test_default_payload_limit_is_64_kib(queue: Queue) -> None:
     assert queue.enqueue("p" * 65536).id
     with pytest.raises(PayloadTooLarge):
         queue.enqueue("p" * 65537)
 
 
-def test_payload_text_round_trips(queue: PersistentQInterface) -> None:
+def test_payload_text_round_trips(queue: Queue) -> None:
     weird = "jobs/ünïcode ✓/line\nbreak\ttab 'quote\" ; DROP TABLE jobs; --"
     job = queue.enqueue(weird)
     assert queue.get(job.id).data == weird

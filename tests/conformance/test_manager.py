@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from pqcore import InvalidArgument, JobNotFound, JobState, LeaseLost, PersistentQInterface
+from pqcore import InvalidArgument, JobNotFound, JobState, LeaseLost, Queue
 from tests.backends import FakeClock
 from tests.conformance.helpers import claim_one, token
 
 
-def test_rescue_expired_returns_jobs_to_pending(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_rescue_expired_returns_jobs_to_pending(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("a")
     other = queue.enqueue("b")
     held = claim_one(queue, "w1", lease_seconds=5)
@@ -38,9 +36,7 @@ def test_rescue_expired_returns_jobs_to_pending(
     assert claim_one(queue, "w3").id == held.id
 
 
-def test_rescue_expired_dead_letters_out_of_attempts(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_rescue_expired_dead_letters_out_of_attempts(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("poison", max_attempts=1)
     claim_one(queue, lease_seconds=5)
     clock.advance(6)
@@ -55,7 +51,7 @@ def test_rescue_expired_dead_letters_out_of_attempts(
     )
 
 
-def test_rescue_expired_respects_limit(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_rescue_expired_respects_limit(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue_many([f"j{i}" for i in range(5)])
     queue.claim("w", limit=5, lease_seconds=1)
     clock.advance(2)
@@ -66,7 +62,7 @@ def test_rescue_expired_respects_limit(queue: PersistentQInterface, clock: FakeC
 
 
 def test_rescue_stalled_takes_back_long_running_jobs_even_with_heartbeats(
-    queue: PersistentQInterface, clock: FakeClock
+    queue: Queue, clock: FakeClock
 ) -> None:
     slow = queue.enqueue("slow")
     queue.enqueue("fresh")
@@ -86,9 +82,7 @@ def test_rescue_stalled_takes_back_long_running_jobs_even_with_heartbeats(
         queue.complete(held.id, token(held))
 
 
-def test_purge_done_removes_old_done_jobs_and_their_history(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_purge_done_removes_old_done_jobs_and_their_history(queue: Queue, clock: FakeClock) -> None:
     old, recent, pending = queue.enqueue_many(["old", "recent", "pending"])
     first = claim_one(queue)
     queue.complete(first.id, token(first))
@@ -118,7 +112,7 @@ def test_purge_done_removes_old_done_jobs_and_their_history(
         queue.purge_done(-1)
 
 
-def test_consumer_registry(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_consumer_registry(queue: Queue, clock: FakeClock) -> None:
     assert queue.consumers() == []
     queue.consumer_register("host-1-aaaa", host="host", pid=11, queues="default")
     queue.consumer_register("host-2-bbbb", host="host", pid=12, queues="mail,images")
@@ -170,9 +164,7 @@ def test_consumer_registry(queue: PersistentQInterface, clock: FakeClock) -> Non
     assert queue.consumers() == []
 
 
-def test_consumer_register_again_resets_the_row(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_consumer_register_again_resets_the_row(queue: Queue, clock: FakeClock) -> None:
     queue.consumer_register("c", host="h", pid=1, queues="default")
     queue.consumer_heartbeat("c", state="busy", current_job_id=3, jobs_done=9, jobs_failed=2)
     clock.advance(100)
@@ -188,16 +180,14 @@ def test_consumer_register_again_resets_the_row(
     )
 
 
-def test_live_consumers_are_not_purged(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_live_consumers_are_not_purged(queue: Queue, clock: FakeClock) -> None:
     queue.consumer_register("c", host="h", pid=1, queues="default")
     clock.advance(1000)
     assert queue.consumers_purge(10) == 0  # idle, not yet marked dead
     assert len(queue.consumers()) == 1
 
 
-def test_leadership_is_exclusive_and_renewable(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_leadership_is_exclusive_and_renewable(queue: Queue, clock: FakeClock) -> None:
     assert queue.leader("manager") is None
     assert queue.leader_attempt_elect("manager", "m1", 10)
     assert queue.leader("manager") == ("m1", clock.now + 10)
@@ -213,9 +203,7 @@ def test_leadership_is_exclusive_and_renewable(
     assert queue.leader("cleaner") == ("m2", clock.now + 10)
 
 
-def test_leadership_expires_and_is_taken_over(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_leadership_expires_and_is_taken_over(queue: Queue, clock: FakeClock) -> None:
     assert queue.leader_attempt_elect("manager", "m1", 10)
     clock.advance(10.5)
     assert queue.leader("manager") is None
@@ -224,7 +212,7 @@ def test_leadership_expires_and_is_taken_over(
     assert not queue.leader_attempt_elect("manager", "m1", 10)  # the old leader lost it
 
 
-def test_leader_resign(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_leader_resign(queue: Queue, clock: FakeClock) -> None:
     assert queue.leader_attempt_elect("manager", "m1", 60)
     queue.leader_resign("manager", "m2")  # not the holder: no effect
     assert queue.leader("manager") == ("m1", clock.now + 60)

@@ -13,7 +13,7 @@ from pqcore import (
     JobNotFound,
     JobState,
     LeaseLost,
-    PersistentQInterface,
+    Queue,
     Transition,
 )
 from tests.backends import FakeClock
@@ -38,7 +38,7 @@ ALLOWED = {
 CASES = [(action, state) for action in ALLOWED for state in (P, R, D, F, X, C)]
 
 
-def make_job_in(queue: PersistentQInterface, state: str, data: str = "job") -> Job:
+def make_job_in(queue: Queue, state: str, data: str = "job") -> Job:
     """A job brought into ``state`` through the public interface."""
     job = queue.enqueue(data, max_attempts=3)
     if state == P:
@@ -54,14 +54,14 @@ def make_job_in(queue: PersistentQInterface, state: str, data: str = "job") -> J
     return queue.fail(held.id, token(held), "setup failure", retryable=state == F)
 
 
-def apply(queue: PersistentQInterface, action: str, job_id: int, actor: str) -> Job:
+def apply(queue: Queue, action: str, job_id: int, actor: str) -> Job:
     method = getattr(queue, action)
     return method(job_id, actor=actor, reason=f"{action} by hand")  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize(("action", "state"), CASES, ids=[f"{a}-from-{s}" for a, s in CASES])
 def test_operator_action_from_every_state(
-    queue: PersistentQInterface, clock: FakeClock, action: str, state: str
+    queue: Queue, clock: FakeClock, action: str, state: str
 ) -> None:
     job = make_job_in(queue, state)
     sources, destination = ALLOWED[action]
@@ -96,14 +96,14 @@ def test_operator_action_from_every_state(
         assert moved.error is None
 
 
-def test_cancel_a_done_job_is_refused(queue: PersistentQInterface) -> None:
+def test_cancel_a_done_job_is_refused(queue: Queue) -> None:
     job = make_job_in(queue, D)
     with pytest.raises(InvalidTransition, match="done"):
         queue.cancel(job.id, actor="op")
     assert queue.get(job.id).status is JobState.DONE
 
 
-def test_mark_done_revokes_the_holders_lease(queue: PersistentQInterface) -> None:
+def test_mark_done_revokes_the_holders_lease(queue: Queue) -> None:
     held = make_job_in(queue, R)
     done = queue.mark_done(held.id, actor="op", reason="did it by hand")
     assert done.status is JobState.DONE and done.lease_token is None
@@ -115,7 +115,7 @@ def test_mark_done_revokes_the_holders_lease(queue: PersistentQInterface) -> Non
     assert sum(e.to_status is JobState.DONE for e in events) == 1
 
 
-def test_mark_failed_revokes_the_holders_lease(queue: PersistentQInterface) -> None:
+def test_mark_failed_revokes_the_holders_lease(queue: Queue) -> None:
     held = make_job_in(queue, R)
     queue.mark_failed(held.id, actor="op")
     with pytest.raises(LeaseLost):
@@ -123,7 +123,7 @@ def test_mark_failed_revokes_the_holders_lease(queue: PersistentQInterface) -> N
     assert queue.get(held.id).status is JobState.PERMANENTLY_FAILED
 
 
-def test_operator_action_by_transition_value(queue: PersistentQInterface) -> None:
+def test_operator_action_by_transition_value(queue: Queue) -> None:
     job = queue.enqueue("a")
     moved = queue.operator_action(Transition.CANCEL, job.id, actor="bob")
     assert moved.status is JobState.CANCELLED
@@ -138,9 +138,7 @@ def test_operator_action_by_transition_value(queue: PersistentQInterface) -> Non
     assert queue.get(job.id).status is JobState.CANCELLED
 
 
-def test_bulk_action_applies_to_matching_jobs_only(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_bulk_action_applies_to_matching_jobs_only(queue: Queue, clock: FakeClock) -> None:
     failed = [make_job_in(queue, F, f"mail/{i}") for i in range(3)]
     dead = make_job_in(queue, X, "mail/dead")
     done = make_job_in(queue, D, "mail/done")
@@ -174,7 +172,7 @@ def test_bulk_action_applies_to_matching_jobs_only(
     ) == (0, 0)
 
 
-def test_bulk_action_limit(queue: PersistentQInterface) -> None:
+def test_bulk_action_limit(queue: Queue) -> None:
     queue.enqueue_many([f"j{i}" for i in range(7)])
     applied, _ = queue.bulk_action(
         Transition.MARK_FAILED, JobFilter(statuses=(JobState.PENDING,)), actor="op", limit=5
@@ -184,14 +182,14 @@ def test_bulk_action_limit(queue: PersistentQInterface) -> None:
     assert queue.stats().counts["pending"] == 2
 
 
-def test_bulk_action_across_many_chunks(queue: PersistentQInterface) -> None:
+def test_bulk_action_across_many_chunks(queue: Queue) -> None:
     queue.enqueue_many([f"j{i}" for i in range(1203)])
     applied, skipped = queue.bulk_action(Transition.CANCEL, JobFilter(), actor="op")
     assert (applied, skipped) == (1203, 0)
     assert queue.count_jobs(JobFilter(statuses=(JobState.CANCELLED,))) == 1203
 
 
-def test_bulk_action_rejects_non_operator_moves(queue: PersistentQInterface) -> None:
+def test_bulk_action_rejects_non_operator_moves(queue: Queue) -> None:
     queue.enqueue("a")
     with pytest.raises(InvalidArgument):
         queue.bulk_action(Transition.CLAIM, JobFilter(), actor="op")

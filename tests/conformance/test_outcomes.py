@@ -11,13 +11,13 @@ from pqcore import (
     JobState,
     LeaseLost,
     Outcome,
-    PersistentQInterface,
+    Queue,
 )
 from tests.backends import FakeClock, QueueMaker
 from tests.conformance.helpers import actions, claim_one, snapshot, token
 
 
-def test_complete(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_complete(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("a")
     held = claim_one(queue, "w1")
     clock.advance(3)
@@ -36,9 +36,7 @@ def test_complete(queue: PersistentQInterface, clock: FakeClock) -> None:
 
 
 @pytest.mark.parametrize("kind", ["complete", "fail", "release"])
-def test_wrong_token_raises_lease_lost_and_changes_nothing(
-    queue: PersistentQInterface, kind: str
-) -> None:
+def test_wrong_token_raises_lease_lost_and_changes_nothing(queue: Queue, kind: str) -> None:
     queue.enqueue("a")
     held = claim_one(queue)
     before = snapshot(queue)
@@ -55,7 +53,7 @@ def test_wrong_token_raises_lease_lost_and_changes_nothing(
     assert snapshot(queue) == before
 
 
-def test_complete_of_a_pending_job_is_lease_lost(queue: PersistentQInterface) -> None:
+def test_complete_of_a_pending_job_is_lease_lost(queue: Queue) -> None:
     job = queue.enqueue("a")
     with pytest.raises(LeaseLost):
         queue.complete(job.id, "any")
@@ -132,7 +130,7 @@ def test_schedule_retries_respects_limit(make_queue: QueueMaker, clock: FakeCloc
     assert queue.doctor() == []
 
 
-def test_out_of_attempts_goes_to_dead_letter(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_out_of_attempts_goes_to_dead_letter(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("a", max_attempts=2)
     held = claim_one(queue)
     assert queue.fail(held.id, token(held), "first").status is JobState.FAILED
@@ -152,7 +150,7 @@ def test_out_of_attempts_goes_to_dead_letter(queue: PersistentQInterface, clock:
     assert last.detail is not None and "attempts" in last.detail
 
 
-def test_non_retryable_fail_goes_straight_to_dead_letter(queue: PersistentQInterface) -> None:
+def test_non_retryable_fail_goes_straight_to_dead_letter(queue: Queue) -> None:
     job = queue.enqueue("a", max_attempts=5)
     held = claim_one(queue)
     dead = queue.fail(held.id, token(held), "malformed input", retryable=False)
@@ -162,14 +160,14 @@ def test_non_retryable_fail_goes_straight_to_dead_letter(queue: PersistentQInter
     assert last.action == "dead_letter" and last.detail and "not retryable" in last.detail
 
 
-def test_long_error_text_is_clipped(queue: PersistentQInterface) -> None:
+def test_long_error_text_is_clipped(queue: Queue) -> None:
     queue.enqueue("a")
     held = claim_one(queue)
     failed = queue.fail(held.id, token(held), "trace\n" * 10_000, retryable=False)
     assert failed.error is not None and 1000 < len(failed.error) <= 8 * 1024
 
 
-def test_release_gives_the_attempt_back(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_release_gives_the_attempt_back(queue: Queue, clock: FakeClock) -> None:
     job = queue.enqueue("a", delay=0)
     held = claim_one(queue, "w1")
     clock.advance(2)
@@ -192,7 +190,7 @@ def test_release_gives_the_attempt_back(queue: PersistentQInterface, clock: Fake
         queue.release(held.id, token(held))
 
 
-def test_settle_and_claim(queue: PersistentQInterface) -> None:
+def test_settle_and_claim(queue: Queue) -> None:
     jobs = queue.enqueue_many([f"j{i}" for i in range(6)])
     a, b, c = queue.claim("w1", limit=3)
     result = queue.settle_and_claim(
@@ -224,7 +222,7 @@ def test_settle_and_claim(queue: PersistentQInterface) -> None:
 
 
 def test_settle_and_claim_with_an_unknown_outcome_kind_changes_nothing(
-    queue: PersistentQInterface,
+    queue: Queue,
 ) -> None:
     queue.enqueue_many(["a", "b"])
     held = claim_one(queue)

@@ -9,7 +9,7 @@ from pqcore import (
     JobFilter,
     JobNotFound,
     JobState,
-    PersistentQInterface,
+    Queue,
 )
 from tests.backends import FakeClock, QueueMaker
 from tests.conformance.helpers import claim_one, token
@@ -93,7 +93,7 @@ def test_history_records_every_transition_of_a_long_life(
 P, R, D, F, X, C = STATES[0], STATES[1], STATES[2], STATES[3], STATES[4], STATES[5]
 
 
-def test_history_of_unknown_job(queue: PersistentQInterface) -> None:
+def test_history_of_unknown_job(queue: Queue) -> None:
     with pytest.raises(JobNotFound):
         queue.history(12345)
     with pytest.raises(JobNotFound):
@@ -102,7 +102,7 @@ def test_history_of_unknown_job(queue: PersistentQInterface) -> None:
         queue.get(-1)
 
 
-def test_stats_on_an_empty_queue(queue: PersistentQInterface) -> None:
+def test_stats_on_an_empty_queue(queue: Queue) -> None:
     stats = queue.stats()
     assert stats.counts == {state: 0 for state in STATES}
     assert (stats.oldest_pending_age, stats.stalled, stats.dead_letter, stats.total) == (
@@ -114,7 +114,7 @@ def test_stats_on_an_empty_queue(queue: PersistentQInterface) -> None:
     assert set(stats.to_dict()) >= {"counts", "oldest_pending_age", "stalled", "dead_letter"}
 
 
-def test_stats_counts_every_state(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_stats_counts_every_state(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue_many([f"j{i}" for i in range(9)])
     jobs = queue.claim("w", limit=6, lease_seconds=10)
     queue.complete(jobs[0].id, token(jobs[0]))
@@ -132,9 +132,7 @@ def test_stats_counts_every_state(queue: PersistentQInterface, clock: FakeClock)
     assert queue.stats().stalled == 1
 
 
-def test_stats_oldest_pending_age_counts_runnable_jobs_only(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_stats_oldest_pending_age_counts_runnable_jobs_only(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("later", delay=1000)
     assert queue.stats().oldest_pending_age is None  # nothing runnable is waiting
     clock.advance(5)
@@ -145,7 +143,7 @@ def test_stats_oldest_pending_age_counts_runnable_jobs_only(
     assert queue.stats().oldest_pending_age == pytest.approx(30)
 
 
-def test_stats_per_queue(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_stats_per_queue(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("a", queue="mail")
     clock.advance(10)
     queue.enqueue_many(["b", "c"])
@@ -167,7 +165,7 @@ def test_stats_per_queue(queue: PersistentQInterface, clock: FakeClock) -> None:
         queue.stats("bad name")
 
 
-def test_list_jobs_newest_first_with_keyset_pagination(queue: PersistentQInterface) -> None:
+def test_list_jobs_newest_first_with_keyset_pagination(queue: Queue) -> None:
     ids = [j.id for j in queue.enqueue_many([f"j{i}" for i in range(23)])]
     seen: list[int] = []
     cursor = None
@@ -186,7 +184,7 @@ def test_list_jobs_newest_first_with_keyset_pagination(queue: PersistentQInterfa
     assert pages == 5
 
 
-def test_list_jobs_exact_page_boundary(queue: PersistentQInterface) -> None:
+def test_list_jobs_exact_page_boundary(queue: Queue) -> None:
     queue.enqueue_many([f"j{i}" for i in range(10)])
     first = queue.list_jobs(limit=10)
     assert len(first.jobs) == 10 and first.next_cursor is None
@@ -196,7 +194,7 @@ def test_list_jobs_exact_page_boundary(queue: PersistentQInterface) -> None:
     assert len(third.jobs) == 5 and third.next_cursor is None
 
 
-def test_list_jobs_filters(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_list_jobs_filters(queue: Queue, clock: FakeClock) -> None:
     a = queue.enqueue("reports/2024-01.csv", queue="reports")
     clock.advance(10)
     b = queue.enqueue("images/cat_1.png", queue="images")
@@ -218,14 +216,14 @@ def test_list_jobs_filters(queue: PersistentQInterface, clock: FakeClock) -> Non
     assert ids(queue="images", statuses=(JobState.PENDING,)) == [c.id]
 
 
-def test_list_jobs_invalid_limits(queue: PersistentQInterface) -> None:
+def test_list_jobs_invalid_limits(queue: Queue) -> None:
     queue.enqueue("a")
     for limit in (-1, 0, 1001):
         with pytest.raises(InvalidArgument):
             queue.list_jobs(limit=limit)
 
 
-def test_count_jobs(queue: PersistentQInterface, clock: FakeClock) -> None:
+def test_count_jobs(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue_many(["a", "b", "c"])
     queue.enqueue("d", queue="other")
     clock.advance(5)

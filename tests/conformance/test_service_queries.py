@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from pqcore import InvalidArgument, JobState, PersistentQInterface
+from pqcore import InvalidArgument, JobState, Queue
 
 
-def test_dedupe_keys_known_covers_every_state(queue: PersistentQInterface) -> None:
+def test_dedupe_keys_known_covers_every_state(queue: Queue) -> None:
     for key in ("a", "b", "c", "d"):
         queue.enqueue(key, dedupe_key=key)
     queue.enqueue("no key")
@@ -22,7 +22,7 @@ def test_dedupe_keys_known_covers_every_state(queue: PersistentQInterface) -> No
     assert queue.dedupe_keys_known([]) == set()
 
 
-def test_events_after_is_a_cursor_over_history(queue: PersistentQInterface) -> None:
+def test_events_after_is_a_cursor_over_history(queue: Queue) -> None:
     assert queue.last_event_id() == 0
     queue.enqueue("x")
     cursor = queue.last_event_id()

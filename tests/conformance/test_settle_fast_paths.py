@@ -10,13 +10,13 @@ from pqcore import (
     JobState,
     LeaseLost,
     Outcome,
-    PersistentQInterface,
+    Queue,
 )
 from tests.backends import FakeClock
 
 
 def test_enqueue_many_returns_jobs_in_order_each_with_history(
-    queue: PersistentQInterface,
+    queue: Queue,
 ) -> None:
     jobs = queue.enqueue_many([f"jobs/{i}.txt" for i in range(50)])
     assert [j.data for j in jobs] == [f"jobs/{i}.txt" for i in range(50)]
@@ -27,14 +27,14 @@ def test_enqueue_many_returns_jobs_in_order_each_with_history(
     assert queue.doctor() == []
 
 
-def test_enqueue_many_twice_returns_only_the_new_jobs(queue: PersistentQInterface) -> None:
+def test_enqueue_many_twice_returns_only_the_new_jobs(queue: Queue) -> None:
     first = queue.enqueue_many(["a", "b"])
     second = queue.enqueue_many(["c"])
     assert [j.data for j in second] == ["c"] and second[0].id > first[-1].id
 
 
 def test_settle_many_completions_applies_held_and_lists_the_rest_lost(
-    queue: PersistentQInterface, clock: FakeClock
+    queue: Queue, clock: FakeClock
 ) -> None:
     queue.enqueue_many([f"j{i}" for i in range(5)])
     held = queue.claim("c1", limit=5, lease_seconds=10)
@@ -56,9 +56,7 @@ def test_settle_many_completions_applies_held_and_lists_the_rest_lost(
     assert queue.doctor() == []
 
 
-def test_complete_tells_a_missing_job_from_a_lost_lease(
-    queue: PersistentQInterface, clock: FakeClock
-) -> None:
+def test_complete_tells_a_missing_job_from_a_lost_lease(queue: Queue, clock: FakeClock) -> None:
     queue.enqueue("x")
     [held] = queue.claim("c1", lease_seconds=5)
     with pytest.raises(JobNotFound):

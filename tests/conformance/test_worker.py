@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pqcore import InvalidArgument, JobState, PersistentQInterface
+from pqcore import InvalidArgument, JobState, Queue
 from pqcore.worker import Worker
 from tests.backends import FakeClock, QueueMaker
 
@@ -47,7 +47,7 @@ def test_two_workers_complete_every_job_exactly_once(make_queue: QueueMaker) -> 
     assert first.doctor() == []
 
 
-def test_close_gives_back_claimed_jobs_never_handed_out(queue: PersistentQInterface) -> None:
+def test_close_gives_back_claimed_jobs_never_handed_out(queue: Queue) -> None:
     jobs = queue.enqueue_many([f"j{i}" for i in range(10)])
     worker = Worker(queue, "w1", batch=8)
     started = worker.next()
@@ -67,7 +67,7 @@ def test_close_gives_back_claimed_jobs_never_handed_out(queue: PersistentQInterf
 
 
 def test_an_outcome_is_written_while_the_caller_works_on_the_next_job(
-    queue: PersistentQInterface,
+    queue: Queue,
 ) -> None:
     queue.enqueue_many(["a", "b"])
     with Worker(queue, "w1", batch=4, max_ack_delay=0.01) as worker:
@@ -82,7 +82,7 @@ def test_an_outcome_is_written_while_the_caller_works_on_the_next_job(
 
 
 def test_a_buffered_job_with_an_aged_lease_is_given_back_and_claimed_afresh(
-    queue: PersistentQInterface, clock: FakeClock
+    queue: Queue, clock: FakeClock
 ) -> None:
     queue.enqueue_many(["a", "b", "c"])
     with Worker(queue, "w1", batch=3, lease_seconds=10) as worker:
@@ -102,7 +102,7 @@ def test_a_buffered_job_with_an_aged_lease_is_given_back_and_claimed_afresh(
 
 
 def test_an_outcome_for_a_lost_lease_is_reported_not_applied(
-    queue: PersistentQInterface, clock: FakeClock
+    queue: Queue, clock: FakeClock
 ) -> None:
     queue.enqueue("a")
     with Worker(queue, "w1", lease_seconds=5) as worker:

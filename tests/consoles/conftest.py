@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pqcore import PersistentQInterface, QueueSettings
-from pqcore.sqlite_queue import SQLiteQueue
+from pqcore import Queue, QueueSettings, open_queue
 from tests.consoles.seeding import PASSWORDS, Seeded, seed, write_users
 
 APPS = Path(__file__).resolve().parents[2] / "services" / "consoles"
@@ -22,7 +21,7 @@ def db(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def seeded(db: Path) -> Seeded:
-    queue = SQLiteQueue(str(db), QueueSettings(db=str(db)))
+    queue = open_queue(str(db), settings=QueueSettings(db=str(db)))
     try:
         return seed(queue)
     finally:
@@ -41,11 +40,11 @@ def console_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db: Path) -> Pa
 
 
 @pytest.fixture
-def inspect_queue(db: Path) -> Callable[[], PersistentQInterface]:
+def inspect_queue(db: Path) -> Callable[[], Queue]:
     """A fresh handle on the test's database, to check what the console changed."""
 
-    def opened() -> PersistentQInterface:
-        return SQLiteQueue(str(db), QueueSettings(db=str(db)), create=False)
+    def opened() -> Queue:
+        return open_queue(str(db), settings=QueueSettings(db=str(db)), create=False)
 
     return opened
 

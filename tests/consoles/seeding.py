@@ -6,8 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from pqcore import JobFilter, JobState, PersistentQInterface, QueueSettings
-from pqcore.sqlite_queue import SQLiteQueue
+from pqcore import JobFilter, JobState, Queue, QueueSettings, open_queue
 from services.consoles.auth import hash_password
 
 PASSWORDS = {"alice": "alice-admin-pw", "bob": "bob-ops-pw"}
@@ -33,7 +32,7 @@ def write_users(path: Path) -> Path:
     return path
 
 
-def seed(queue: PersistentQInterface) -> Seeded:
+def seed(queue: Queue) -> Seeded:
     """4 done, 3 dead, 2 failed (retrying), 3 pending, 1 processing, 1 cancelled;
     two consumers, one of them dead."""
     for n in range(14):
@@ -67,7 +66,7 @@ def seed(queue: PersistentQInterface) -> Seeded:
 
 def seeded_database(directory: Path) -> tuple[Path, Seeded]:
     path = directory / "queue.db"
-    queue = SQLiteQueue(str(path), QueueSettings(db=str(path)))
+    queue = open_queue(str(path), settings=QueueSettings(db=str(path)))
     try:
         ids = seed(queue)
     finally:

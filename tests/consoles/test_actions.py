@@ -8,11 +8,11 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pqcore import JobState, PersistentQInterface, Transition
+from pqcore import JobState, Queue, Transition
 from tests.consoles.conftest import logged_in
 from tests.consoles.seeding import Seeded
 
-Inspect = Callable[[], PersistentQInterface]
+Inspect = Callable[[], Queue]
 
 
 def open_job(at: AppTest, job_id: int | str, key: str = "lookup") -> AppTest:

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pandas as pd
 import pyarrow as pa
 
-from pqcore import EnqueueRequest, PersistentQInterface
+from pqcore import EnqueueRequest, Queue
 from tests.consoles.conftest import logged_in
 from tests.consoles.seeding import Seeded
 
-Inspect = Callable[[], PersistentQInterface]
+Inspect = Callable[[], Queue]
 
 
 def shown_ids(at) -> list[int]:  # type: ignore[no-untyped-def]

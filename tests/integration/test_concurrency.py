@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pqcore import EnqueueRequest, JobState, PersistentQInterface
+from pqcore import EnqueueRequest, JobState, Queue
 from tests.backends import BackendHandle
 from tests.integration.conftest import Child
 
@@ -80,7 +80,7 @@ def test_many_processes_complete_every_job_exactly_once(
     assert queue.doctor() == []
 
 
-def all_job_ids(queue: PersistentQInterface) -> list[int]:
+def all_job_ids(queue: Queue) -> list[int]:
     ids: list[int] = []
     cursor = None
     while True:

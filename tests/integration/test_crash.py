@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from pqcore import DatabaseBusy, JobFilter, JobState, PersistentQInterface
+from pqcore import DatabaseBusy, JobFilter, JobState, Queue
 from tests.backends import BACKENDS, BackendHandle
 from tests.integration.conftest import Child
 
 pytestmark = pytest.mark.integration
 
 
-def job_count(queue: PersistentQInterface, text: str) -> int:
+def job_count(queue: Queue, text: str) -> int:
     return queue.count_jobs(JobFilter(text=text))
 
 

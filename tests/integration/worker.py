@@ -14,7 +14,7 @@ import os
 import sys
 import time
 
-from pqcore import EnqueueRequest, LeaseLost, QueueSettings, open_queue
+from pqcore import EnqueueRequest, LeaseLost, Queue, QueueSettings, open_queue
 
 
 def say(*words: object) -> None:
@@ -79,24 +79,23 @@ def crash_in_write(args: argparse.Namespace) -> None:
     The rows are large enough to spill out of SQLite's page cache into the WAL, so the
     file really holds uncommitted frames when the parent SIGKILLs this process.
     """
-    from pqcore import sql
-    from pqcore.sqlite_queue import SQLiteQueue
+    from pqcore.validation import enqueue_values
 
     queue = open_from(args)
-    assert isinstance(queue, SQLiteQueue)
-    named = sql.load("sqlite")
+    assert isinstance(queue, Queue) and queue.backend == "sqlite"
     payload = "u" * 900
 
-    def body(conn):  # type: ignore[no-untyped-def]
+    def body(session):  # type: ignore[no-untyped-def]
         for i in range(args.rows):
-            values = queue._validated(EnqueueRequest(f"uncommitted-{i}-{payload}"), time.time())
-            conn.execute(named["job_insert"], values)
-        wal = os.path.getsize(queue.path + "-wal")
+            request = EnqueueRequest(f"uncommitted-{i}-{payload}")
+            values = enqueue_values(request, queue.settings)
+            session.run("job_insert", {**values, "now": time.time(), "actor": "crash-test"})
+        wal = os.path.getsize(queue.driver.path + "-wal")  # type: ignore[attr-defined]
         say("inside-transaction", wal)
         while True:
             time.sleep(60)
 
-    queue.db.write(body)
+    queue.driver.write(body)
 
 
 def churn(args: argparse.Namespace) -> None:

@@ -8,7 +8,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from pqcore import JobState, PersistentQInterface
+from pqcore import JobState, Queue
 from services.manager.events import EventBus
 from services.manager.manager import Manager, ManagerSettings
 from services.notify import Notifier, NotifySettings
@@ -21,7 +21,7 @@ from tests.support import wait_for
 FAST = ("--rescue-interval", 0.2, "--check-interval", 0.5, "--leader-ttl", 2)
 
 
-def dead_letter(queue: PersistentQInterface, payload: str, error: str) -> int:
+def dead_letter(queue: Queue, payload: str, error: str) -> int:
     job = queue.enqueue(payload, max_attempts=1)
     [held] = queue.claim("consumer-under-test")
     assert held.id == job.id
@@ -74,7 +74,7 @@ def test_a_manager_cycle_alerts_on_a_dead_letter_while_a_channel_is_down(
     assert queue.get(job_id).status is JobState.PERMANENTLY_FAILED  # alerts never touch jobs
 
 
-def _rescued(manager: Manager, queue: PersistentQInterface, job_id: int) -> bool:
+def _rescued(manager: Manager, queue: Queue, job_id: int) -> bool:
     manager.rescue_cycle()
     return queue.get(job_id).status is JobState.PENDING
 

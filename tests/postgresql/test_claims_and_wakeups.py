@@ -13,15 +13,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from pqcore import JobState, Outcome
-from pqcore import pg_queue as pg_queue_module
-from pqcore.pg_queue import PostgresQueue
+from pqcore import JobState, Outcome, Queue, open_queue, reading
+from pqcore.drivers.postgresql import PostgresDriver
 
 
 def drain(url: str, consumer_id: str) -> list[int]:
     """A consumer process: claim one job at a time and complete it until none is left."""
     done = []
-    with PostgresQueue(url) as queue:
+    with open_queue(url) as queue:
         held: list[Outcome] = []
         while True:
             result = queue.settle_and_claim(held, consumer_id, limit=1)
@@ -32,7 +31,7 @@ def drain(url: str, consumer_id: str) -> list[int]:
 
 
 def test_concurrent_consumer_processes_complete_every_job_exactly_once(pg_url: str) -> None:
-    with PostgresQueue(pg_url) as queue:
+    with open_queue(pg_url) as queue:
         jobs = queue.enqueue_many([f"jobs/{i}.txt" for i in range(400)])
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         # A deadline on the results: a worker that dies at start is replaced by the pool
@@ -42,14 +41,14 @@ def test_concurrent_consumer_processes_complete_every_job_exactly_once(pg_url: s
     completed = Counter(job_id for ids in results for job_id in ids)
     assert set(completed) == {job.id for job in jobs}
     assert max(completed.values()) == 1
-    with PostgresQueue(pg_url) as queue:
+    with open_queue(pg_url) as queue:
         stats = queue.stats()
         assert stats.counts["done"] == 400 and stats.total == 400
         assert queue.doctor() == []
 
 
 def test_claims_skip_rows_another_transaction_holds(pg_url: str) -> None:
-    with PostgresQueue(pg_url) as queue:
+    with open_queue(pg_url) as queue:
         first, second = queue.enqueue_many(["a", "b"])
         with psycopg.connect(pg_url) as other:  # holds a row lock, as a slow claimer would
             other.execute("SELECT id FROM jobs WHERE id = %s FOR UPDATE", [first.id])
@@ -62,9 +61,9 @@ def test_claims_skip_rows_another_transaction_holds(pg_url: str) -> None:
 def test_an_idle_waiter_wakes_on_notify_not_on_its_poll(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pg_queue_module, "WAIT_POLL_SECONDS", 60.0)  # only NOTIFY can wake it
+    monkeypatch.setattr(PostgresDriver, "recheck_seconds", 60.0)  # only NOTIFY can wake it
     woke: list[tuple[bool, float]] = []
-    with PostgresQueue(pg_url) as waiter, PostgresQueue(pg_url) as producer:
+    with open_queue(pg_url) as waiter, open_queue(pg_url) as producer:
         assert waiter.wait_for_jobs(0.05) is False
         listening = threading.Event()
 
@@ -84,7 +83,7 @@ def test_an_idle_waiter_wakes_on_notify_not_on_its_poll(
 
 
 def test_a_waiter_for_one_queue_ignores_work_in_another(pg_url: str) -> None:
-    with PostgresQueue(pg_url) as queue:
+    with open_queue(pg_url) as queue:
         queue.enqueue("jobs/1.txt", queue="images")
         assert queue.wait_for_jobs(0.3, queues=["mail"]) is False
         assert queue.wait_for_jobs(0.3, queues=["images"]) is True
@@ -93,8 +92,8 @@ def test_a_waiter_for_one_queue_ignores_work_in_another(pg_url: str) -> None:
 def test_final_state_counts_stay_exact_across_folds(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pg_queue_module, "FOLD_DELTAS_AT", 5)
-    with PostgresQueue(pg_url) as queue:
+    monkeypatch.setattr(reading, "FOLD_DELTAS_AT", 5)
+    with open_queue(pg_url) as queue:
         queue.enqueue_many([f"jobs/{i}" for i in range(30)])
         queue.enqueue_many([f"other/{i}" for i in range(5)], actor="p")
         for n, job in enumerate(queue.claim("c1", limit=20)):
@@ -119,7 +118,7 @@ def test_final_state_counts_stay_exact_across_folds(
 
 
 def test_doctor_reports_a_count_that_drifted(pg_url: str) -> None:
-    with PostgresQueue(pg_url) as queue:
+    with open_queue(pg_url) as queue:
         [job] = queue.enqueue_many(["a"])
         [held] = queue.claim("c1")
         queue.complete(held.id, held.lease_token or "")
@@ -131,14 +130,14 @@ def test_doctor_reports_a_count_that_drifted(pg_url: str) -> None:
         assert job.id == held.id
 
 
-def _claim_in_child(queue: PostgresQueue, result: Any) -> None:
+def _claim_in_child(queue: Queue, result: Any) -> None:
     queue.wait_for_jobs(5.0)
     result.put([job.id for job in queue.claim("child", limit=10)])
 
 
 def test_a_queue_opened_before_fork_serves_parent_and_child(pg_url: str) -> None:
     context = multiprocessing.get_context("fork")
-    with PostgresQueue(pg_url) as queue:
+    with open_queue(pg_url) as queue:
         queue.enqueue_many(["a", "b"])
         assert queue.wait_for_jobs(0.1)  # parent's pool and listener exist before the fork
         result = context.Queue()
@@ -153,11 +152,11 @@ def test_a_queue_opened_before_fork_serves_parent_and_child(pg_url: str) -> None
 
 
 def test_racing_enqueues_of_one_dedupe_key_make_one_job(pg_url: str) -> None:
-    queues = [PostgresQueue(pg_url) for _ in range(4)]
+    queues = [open_queue(pg_url) for _ in range(4)]
     start = threading.Barrier(len(queues))
     ids: list[int] = []
 
-    def enqueue(queue: PostgresQueue) -> None:
+    def enqueue(queue: Queue) -> None:
         start.wait(timeout=30)
         for _ in range(20):
             ids.append(queue.enqueue("jobs/report.txt", dedupe_key="report-2026-11").id)

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pqcore import EnqueueRequest, JobState
+from pqcore import EnqueueRequest, JobState, Queue, open_queue
 from pqcore.exceptions import MigrationRefused
-from pqcore.pg_queue import PostgresQueue
-from pqcore.sqlite_queue import SQLiteQueue
 from pqcore.transfer import migrate_backend
 from tests.conftest import pq_command
 
 
-def build_sqlite_queue(path: Path) -> SQLiteQueue:
+def build_sqlite_queue(path: Path) -> Queue:
     """A queue with jobs in every state, a purged job (id 8) and a stopped consumer."""
-    queue = SQLiteQueue(str(path))
+    queue = open_queue(str(path))
     queue.enqueue_many(
         [
             "jobs/done.txt",
@@ -50,7 +48,7 @@ def build_sqlite_queue(path: Path) -> SQLiteQueue:
     return queue
 
 
-def snapshot(queue: SQLiteQueue | PostgresQueue) -> tuple[object, ...]:
+def snapshot(queue: Queue | Queue) -> tuple[object, ...]:
     jobs = queue.list_jobs(limit=1000).jobs
     return (
         jobs,
@@ -73,7 +71,7 @@ def test_migration_copies_everything_and_refuses_a_second_run(tmp_path: Path, pg
     assert result.returncode == 0, result.stderr
     assert "copied 7 jobs" in result.stdout
 
-    with PostgresQueue(pg_url) as target:
+    with open_queue(pg_url) as target:
         assert snapshot(target) == before
         assert target.doctor() == []
         assert target.enqueue("jobs/new.txt").id > purged_id  # no id is ever reused
@@ -84,24 +82,24 @@ def test_migration_copies_everything_and_refuses_a_second_run(tmp_path: Path, pg
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1
     assert "target already holds 8 job(s)" in again.stderr
-    with PostgresQueue(pg_url) as target:
+    with open_queue(pg_url) as target:
         assert target.stats().counts == counts  # nothing duplicated
 
 
 def test_migration_refuses_while_a_consumer_is_alive(tmp_path: Path, pg_url: str) -> None:
-    with SQLiteQueue(str(tmp_path / "queue.db")) as source:
+    with open_queue(str(tmp_path / "queue.db")) as source:
         source.enqueue("jobs/1.txt")
         source.consumer_register("busy-1", host="h1", pid=7, queues="*")
     with pytest.raises(MigrationRefused, match=r"1 live consumer\(s\) \(busy-1\)"):
         migrate_backend(str(tmp_path / "queue.db"), pg_url)
-    with PostgresQueue(pg_url) as target:
+    with open_queue(pg_url) as target:
         assert target.stats().total == 0
     report = migrate_backend(str(tmp_path / "queue.db"), pg_url, force=True)
     assert (report.jobs, report.consumers) == (1, 1)
 
 
 def test_migration_refuses_while_a_job_is_leased(tmp_path: Path, pg_url: str) -> None:
-    with SQLiteQueue(str(tmp_path / "queue.db")) as source:
+    with open_queue(str(tmp_path / "queue.db")) as source:
         job = source.enqueue("jobs/1.txt")
         source.claim("gone-consumer", lease_seconds=3600)
     with pytest.raises(MigrationRefused, match=rf"job\(s\) under an unexpired lease \({job.id}\)"):
@@ -109,10 +107,10 @@ def test_migration_refuses_while_a_job_is_leased(tmp_path: Path, pg_url: str) ->
 
 
 def test_an_empty_source_migrates_and_ids_start_at_one(tmp_path: Path, pg_url: str) -> None:
-    SQLiteQueue(str(tmp_path / "queue.db")).close()
+    open_queue(str(tmp_path / "queue.db")).close()
     report = migrate_backend(str(tmp_path / "queue.db"), pg_url)
     assert report.jobs == 0
-    with PostgresQueue(pg_url) as target:
+    with open_queue(pg_url) as target:
         assert target.enqueue("jobs/1.txt").id == 1
         assert target.get(1).status is JobState.PENDING
 

@@ -11,14 +11,11 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from pqcore import Consumer, Job, JobEvent, JobState
+from pqcore import Consumer, Job, JobEvent, JobState, open_queue
 from pqcore.exceptions import SchemaTooNew
-from pqcore.pg_queue import PostgresQueue
 from pqcore.sql import load_migrations
-from pqcore.sqlite_queue import SQLiteQueue
 
-# Every index the PostgreSQL migrations declare, by table. SQLite has the same ones
-# except jobs_claim_any (SQLite claims per queue, PostgreSQL also across queues).
+# Every index the PostgreSQL migrations declare, by table. SQLite has the same ones.
 PG_INDEXES = {
     "jobs": {"jobs_pkey", "jobs_claim", "jobs_claim_any", "jobs_lease", "jobs_retry",
              "jobs_status_id", "jobs_dedupe"},
@@ -27,6 +24,8 @@ PG_INDEXES = {
     "leadership": {"leadership_pkey"},
 }  # fmt: skip
 MODEL_OF = {"jobs": Job, "job_events": JobEvent, "consumers": Consumer}
+# Set by every transition for the history triggers (migration 0003), not Job fields.
+PLUMBING = {"jobs": ["last_action", "last_actor", "last_detail"]}
 
 
 def pg_columns(conn: psycopg.Connection[tuple[object, ...]], table: str) -> list[str]:
@@ -39,7 +38,7 @@ def pg_columns(conn: psycopg.Connection[tuple[object, ...]], table: str) -> list
 
 
 def sqlite_schema(tmp_path: Path) -> tuple[dict[str, list[str]], set[str]]:
-    SQLiteQueue(str(tmp_path / "q.db")).close()
+    open_queue(str(tmp_path / "q.db")).close()
     with sqlite3.connect(tmp_path / "q.db") as conn:
         tables = [r[0] for r in conn.execute(
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
@@ -52,7 +51,7 @@ def sqlite_schema(tmp_path: Path) -> tuple[dict[str, list[str]], set[str]]:
 
 
 def test_fresh_database_has_the_declared_schema(pg_url: str, tmp_path: Path) -> None:
-    PostgresQueue(pg_url).close()
+    open_queue(pg_url).close()
     sqlite_columns, sqlite_indexes = sqlite_schema(tmp_path)
     with psycopg.connect(pg_url) as conn:
         for table, declared in PG_INDEXES.items():
@@ -64,17 +63,18 @@ def test_fresh_database_has_the_declared_schema(pg_url: str, tmp_path: Path) -> 
             columns = pg_columns(conn, table)
             assert columns == sqlite_columns[table], f"{table} differs from SQLite"
             if table in MODEL_OF:
-                assert columns == [f.name for f in dataclasses.fields(MODEL_OF[table])]
+                model = [f.name for f in dataclasses.fields(MODEL_OF[table])]
+                assert columns == model + PLUMBING.get(table, [])
         states = [r[0] for r in conn.execute("SELECT unnest(enum_range(NULL::pq_job_state))")]
         assert states == [s.value for s in JobState]
         versions = conn.execute("SELECT version, name FROM pq_schema_version").fetchall()
         assert versions == [(v, name) for v, name, _ in load_migrations("postgresql")]
     secondary_pg = set().union(*PG_INDEXES.values()) - {f"{t}_pkey" for t in PG_INDEXES}
-    assert sqlite_indexes == secondary_pg - {"jobs_claim_any"}
+    assert sqlite_indexes == secondary_pg
 
 
 def test_the_status_column_refuses_unknown_states(pg_url: str) -> None:
-    PostgresQueue(pg_url).close()
+    open_queue(pg_url).close()
     with (
         psycopg.connect(pg_url) as conn,
         pytest.raises(psycopg.errors.InvalidTextRepresentation),
@@ -92,7 +92,7 @@ def test_concurrent_migrators_apply_each_migration_once(pg_url: str) -> None:
     def open_and_close() -> None:
         try:
             start.wait(timeout=30)
-            PostgresQueue(pg_url).close()
+            open_queue(pg_url).close()
         except BaseException as error:
             errors.append(error)
 
@@ -108,8 +108,30 @@ def test_concurrent_migrators_apply_each_migration_once(pg_url: str) -> None:
 
 
 def test_a_newer_schema_is_refused(pg_url: str) -> None:
-    PostgresQueue(pg_url).close()
+    open_queue(pg_url).close()
     with psycopg.connect(pg_url) as conn:
         conn.execute("INSERT INTO pq_schema_version (version, name) VALUES (999, 'future')")
     with pytest.raises(SchemaTooNew, match="version 999"):
-        PostgresQueue(pg_url)
+        open_queue(pg_url)
+
+
+class NullForEveryName(dict):  # type: ignore[type-arg]
+    """Binds NULL to every named parameter, so any query can be prepared."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def test_every_named_query_prepares_on_a_fresh_database(pg_url: str) -> None:
+    from pqcore.drivers.postgresql import QUERIES
+
+    open_queue(pg_url).close()
+    failures = {}
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for name, statement in sorted(QUERIES.items()):
+            try:  # EXPLAIN plans without running; a NULL for each parameter
+                with conn.transaction(force_rollback=True):
+                    conn.execute(b"EXPLAIN " + statement, NullForEveryName())
+            except psycopg.Error as error:
+                failures[name] = str(error).splitlines()[0]
+    assert failures == {}

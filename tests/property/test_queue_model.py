@@ -34,7 +34,7 @@ from pqcore import (
     JobState,
     LeaseLost,
     Outcome,
-    PersistentQInterface,
+    Queue,
 )
 from tests.backends import BACKENDS, FakeClock
 
@@ -82,7 +82,7 @@ class QueueModelMachine(RuleBasedStateMachine):
         self.stack.callback(shutil.rmtree, folder, True)
         handle = self.stack.enter_context(BACKENDS[self.backend_name](folder))
         self.clock = FakeClock()
-        self.queue: PersistentQInterface = handle.make(
+        self.queue: Queue = handle.make(
             clock=self.clock, backoff_base_seconds=2.0, backoff_cap_seconds=20.0
         )
         self.jobs: dict[int, ModelJob] = {}

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from pqcore import JobState, PersistentQInterface
+from pqcore import JobState, Queue
 from services.common.jobfiles import COMPLETION_LINE
 from tests.backends import BackendHandle
 from tests.conftest import ROOT, pq_command
@@ -58,7 +58,7 @@ class System:
         self.jobs_dir.mkdir(exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         self.procs: list[Proc] = []
-        self.queue: PersistentQInterface = backend.make()
+        self.queue: Queue = backend.make()
 
     def env(self, **extra: str | float | int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PQ_")}
@@ -169,7 +169,7 @@ def audit(system: System, *, expect_files: bool = True) -> Audit:
     return Audit(len(jobs), redeliveries, duplicate_lines, duplicate_done, problems[:20])
 
 
-def _all_jobs(queue: PersistentQInterface) -> Iterator:  # type: ignore[type-arg]
+def _all_jobs(queue: Queue) -> Iterator:  # type: ignore[type-arg]
     before = None
     while True:
         page = queue.list_jobs(limit=1000, before_id=before)

@@ -23,7 +23,6 @@ from pqcore import (
     open_queue,
 )
 from pqcore.exceptions import SchemaTooNew
-from pqcore.sqlite_queue import SQLiteQueue
 from tests.namespaces import (
     python,
     read_only_bind,
@@ -119,8 +118,8 @@ def test_uncreatable_directory(tmp_path: Path) -> None:
 def test_disk_full_via_page_limit_writes_nothing(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     make_db(db)
-    queue = SQLiteQueue(str(db))
-    conn = queue.db.connection()
+    queue = open_queue(str(db))
+    conn = queue.driver.connection()
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages + 5}")
     batch = [EnqueueRequest(f"big-{i}-" + "y" * 4000) for i in range(50)]
@@ -155,7 +154,9 @@ def test_disk_full_on_a_small_filesystem(tmp_path: Path) -> None:
 def test_locked_database_past_the_retry_budget(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     make_db(db)
-    queue = SQLiteQueue(str(db), QueueSettings(db=str(db), busy_timeout_ms=100, busy_retries=0))
+    queue = open_queue(
+        str(db), settings=QueueSettings(db=str(db), busy_timeout_ms=100, busy_retries=0)
+    )
     other = sqlite3.connect(db, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")
     try:
@@ -175,7 +176,9 @@ def test_locked_database_past_the_retry_budget(tmp_path: Path) -> None:
 def test_lock_released_within_the_retry_budget(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     make_db(db)
-    queue = SQLiteQueue(str(db), QueueSettings(db=str(db), busy_timeout_ms=50, busy_retries=12))
+    queue = open_queue(
+        str(db), settings=QueueSettings(db=str(db), busy_timeout_ms=50, busy_retries=12)
+    )
     other = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN EXCLUSIVE")
     locked_at = time.monotonic()

@@ -12,14 +12,14 @@ import socket
 import threading
 from pathlib import Path
 
-from pqcore import QueueSettings
+import pqcore
+from pqcore import Queue, QueueSettings
 from pqcore.doorbell import Doorbell
-from pqcore.sqlite_queue import SQLiteQueue
 from tests.backends import FakeClock
 
 
-def open_queue(path: Path, **settings: object) -> SQLiteQueue:
-    return SQLiteQueue(str(path), QueueSettings(db=str(path), **settings))  # type: ignore[arg-type]
+def open_queue(path: Path, **settings: object) -> Queue:
+    return pqcore.open_queue(str(path), settings=QueueSettings(db=str(path), **settings))  # type: ignore[arg-type]
 
 
 def _wait_in_child(db: str, listening: object, out: object) -> None:
@@ -34,7 +34,7 @@ def test_an_enqueue_wakes_a_waiter_in_another_process(tmp_path: Path) -> None:
     queue = open_queue(tmp_path / "q.db")
     ctx = multiprocessing.get_context("fork")
     listening, out = ctx.Event(), ctx.Queue()
-    child = ctx.Process(target=_wait_in_child, args=(queue.path, listening, out))
+    child = ctx.Process(target=_wait_in_child, args=(queue.driver.path, listening, out))
     child.start()
     try:
         assert listening.wait(30)
@@ -69,7 +69,7 @@ def ring_received_after(queue_path: Path, action: object) -> bool:
 def test_release_and_rescue_ring_because_they_make_jobs_claimable(tmp_path: Path) -> None:
     clock = FakeClock()
     path = tmp_path / "q.db"
-    queue = SQLiteQueue(str(path), QueueSettings(db=str(path)), clock=clock)
+    queue = pqcore.open_queue(str(path), settings=QueueSettings(db=str(path)), clock=clock)
     queue.enqueue_many(["a", "b"])
     first, _ = queue.claim("c1", limit=2, lease_seconds=5)
     assert ring_received_after(path, lambda: queue.release(first.id, first.lease_token or ""))
@@ -111,10 +111,10 @@ def test_a_dead_waiters_socket_is_removed_by_the_next_ring(tmp_path: Path) -> No
 def test_closing_the_queue_removes_its_socket(tmp_path: Path) -> None:
     queue = open_queue(tmp_path / "q.db")
     assert queue.wait_for_jobs(0.01) is False
-    assert queue.doorbell is not None
-    assert len(os.listdir(queue.doorbell.directory)) == 1
+    assert queue.driver.doorbell is not None
+    assert len(os.listdir(queue.driver.doorbell.directory)) == 1
     queue.close()
-    assert os.listdir(queue.doorbell.directory) == []
+    assert os.listdir(queue.driver.doorbell.directory) == []
 
 
 def test_a_path_longer_than_a_unix_socket_address_still_rings(tmp_path: Path) -> None:
@@ -129,9 +129,9 @@ def test_a_path_longer_than_a_unix_socket_address_still_rings(tmp_path: Path) ->
 def test_without_a_writable_directory_waiting_falls_back_to_polling(tmp_path: Path) -> None:
     path = tmp_path / "q.db"
     queue = open_queue(path)
-    assert queue.doorbell is not None
-    Path(queue.doorbell.directory).write_text("not a directory")  # blocks the doorbell
-    assert queue.doorbell.listen() is False
+    assert queue.driver.doorbell is not None
+    Path(queue.driver.doorbell.directory).write_text("not a directory")  # blocks the doorbell
+    assert queue.driver.doorbell.listen() is False
     producer = open_queue(path)
     results: list[bool] = []
     thread = threading.Thread(target=lambda: results.append(queue.wait_for_jobs(60)))

@@ -6,15 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from pqcore import InvalidArgument, JobState, QueueSettings
-from pqcore.sqlite_queue import SQLiteQueue
+from pqcore import InvalidArgument, JobState, QueueSettings, open_queue
+from pqcore.testing import seed_finished_jobs
 
 
 def test_seeded_jobs_are_done_with_the_history_of_a_real_run(tmp_path: Path) -> None:
     path = str(tmp_path / "q.db")
-    queue = SQLiteQueue(path, QueueSettings(db=path))
+    queue = open_queue(path, settings=QueueSettings(db=path))
     queue.enqueue("before")
-    assert queue.seed_finished_jobs(250, actor="bench") == 250
+    assert seed_finished_jobs(queue, 250, actor="bench") == 250
     after = queue.enqueue("after")
     stats = queue.stats()
     assert stats.counts["done"] == 250 and stats.counts["pending"] == 2
@@ -28,5 +28,5 @@ def test_seeded_jobs_are_done_with_the_history_of_a_real_run(tmp_path: Path) -> 
     held = queue.claim("c1", limit=5)  # seeded jobs are never claimed
     assert sorted(j.data for j in held) == ["after", "before"]
     with pytest.raises(InvalidArgument):
-        queue.seed_finished_jobs(-1)
+        seed_finished_jobs(queue, -1)
     queue.close()

@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pqcore import JobState, Outcome, QueueSettings
-from pqcore.sqlite_queue import SQLiteQueue
+from pqcore import JobState, Outcome, QueueSettings, open_queue
 
 FULL = 2
 
 
 def test_a_bare_claim_is_committed_and_the_connection_stays_full(tmp_path: Path) -> None:
     path = str(tmp_path / "q.db")
-    queue = SQLiteQueue(path, QueueSettings(db=path, sqlite_synchronous="FULL"))
-    observer = SQLiteQueue(path, QueueSettings(db=path))
+    queue = open_queue(path, settings=QueueSettings(db=path, sqlite_synchronous="FULL"))
+    observer = open_queue(path, settings=QueueSettings(db=path))
     queue.enqueue_many(["a", "b"])
     [first] = queue.claim("c1")
-    conn = queue.db.connection()
+    conn = queue.driver.connection()
     assert conn.execute("PRAGMA synchronous").fetchone()[0] == FULL
     assert observer.get(first.id).status is JobState.PROCESSING  # committed, visible
     result = queue.settle_and_claim([Outcome(first.id, first.lease_token or "")], "c1")

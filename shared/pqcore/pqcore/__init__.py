@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pqcore.base import PersistentQInterface
 from pqcore.config import QueueSettings
+from pqcore.driver import Driver
 from pqcore.exceptions import (
     Conflict,
     DatabaseBusy,
@@ -44,11 +44,13 @@ from pqcore.models import (
     Stats,
     ThroughputBucket,
 )
-from pqcore.states import JobState, Transition
+from pqcore.queue import Queue
+from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
 
 __version__ = "0.1.0"
 
-Queue = PersistentQInterface
+# The design's name for the queue's interface.
+PersistentQInterface = Queue
 
 
 def open_queue(
@@ -57,32 +59,38 @@ def open_queue(
     settings: QueueSettings | None = None,
     create: bool = True,
     clock: Callable[[], float] | None = None,
-) -> PersistentQInterface:
+) -> Queue:
     """Open the queue at a path or URL (default: ``PQ_DB``, else ``var/queue.db``).
 
     ``create=False`` refuses to create a missing database (``DatabaseNotFound``):
     read-only tools use it so a mistyped path is reported, not silently created.
+    ``clock`` is for tests: without it, time is the database's (on PostgreSQL the
+    server's clock, never this host's).
     """
     settings = settings or QueueSettings.from_env()
     url = url_or_path or settings.db
+    driver: Driver
     if url.startswith(("postgresql://", "postgres://")):
         try:
-            from pqcore.pg_queue import PostgresQueue  # type: ignore[import-not-found,unused-ignore]
+            from pqcore.drivers.postgresql import PostgresDriver
         except ImportError as error:
             raise InvalidArgument(f"the PostgreSQL backend is not available: {error}") from None
-        return PostgresQueue(url, settings, create=create, clock=clock)  # type: ignore[no-any-return,unused-ignore]
-    if "://" in url and not url.startswith("sqlite://"):
+        driver = PostgresDriver(url, settings, create=create)
+    elif "://" in url and not url.startswith("sqlite://"):
         raise InvalidArgument(
             f"unsupported queue URL {url!r}: use a path, sqlite:/// or postgresql://"
         )
-    from pqcore.sqlite_queue import SQLiteQueue
+    else:
+        from pqcore.drivers.sqlite import SQLiteDriver
 
-    return SQLiteQueue(url, settings, create=create, clock=clock)
+        driver = SQLiteDriver(url, settings, create=create)
+    return Queue(driver, settings, clock)
 
 
 __all__ = [
     "Conflict",
     "Consumer",
+    "ConsumerState",
     "DatabaseBusy",
     "DatabaseCorrupt",
     "DatabaseNotFound",
@@ -99,6 +107,7 @@ __all__ = [
     "JobState",
     "LeaseLost",
     "Outcome",
+    "OutcomeKind",
     "PQError",
     "Page",
     "PayloadTooLarge",

@@ -17,11 +17,12 @@ from importlib import metadata
 from typing import Any, NoReturn, TextIO
 
 from pqcore import open_queue
-from pqcore.base import OPERATOR_ACTIONS, PersistentQInterface, default_actor
 from pqcore.config import QueueSettings
 from pqcore.exceptions import InvalidArgument, PQError
 from pqcore.models import EnqueueRequest, Job, JobFilter
+from pqcore.queue import Queue
 from pqcore.states import parse_state
+from pqcore.validation import OPERATOR_ACTIONS, default_actor
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -123,7 +124,7 @@ def _plugin_commands() -> list[Callable[[Any], None]]:
     return found
 
 
-def queue_from_args(args: argparse.Namespace, *, create: bool = True) -> PersistentQInterface:
+def queue_from_args(args: argparse.Namespace, *, create: bool = True) -> Queue:
     settings = QueueSettings.from_env()
     return open_queue(args.db or settings.db, settings=settings, create=create)
 

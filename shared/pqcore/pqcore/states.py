@@ -41,8 +41,27 @@ class JobState(enum.StrEnum):
 
 FINAL_STATES = frozenset({JobState.DONE, JobState.PERMANENTLY_FAILED, JobState.CANCELLED})
 
-# Jobs that may still run: a dedupe key is unique among these.
+# Jobs that may still run: a dedupe key is unique among these. The SQL's lists of
+# active and final states are generated from these two (pqcore.sql).
 ACTIVE_STATES = frozenset({JobState.PENDING, JobState.PROCESSING, JobState.FAILED})
+STATE_BY_VALUE = {state.value: state for state in JobState}
+
+
+class OutcomeKind(enum.StrEnum):
+    """What a consumer reports for a job it holds."""
+
+    DONE = "done"
+    FAILED = "failed"  # retried after backoff, or dead-lettered (not retryable, out of attempts)
+    RELEASE = "release"  # given back unfinished (shutdown): the attempt is returned
+
+
+class ConsumerState(enum.StrEnum):
+    """A consumer process as the registry (``consumers`` table) knows it."""
+
+    IDLE = "idle"  # registered, waiting for work
+    BUSY = "busy"  # running a job
+    STOPPED = "stopped"  # deregistered on a clean shutdown
+    DEAD = "dead"  # silent past the heartbeat timeout: marked by the manager
 
 
 class Transition(enum.StrEnum):
@@ -93,10 +112,6 @@ ALLOWED_EDGES: frozenset[tuple[JobState | None, JobState]] = frozenset(
     {(None, JobState.PENDING)}
     | {(src, dst) for sources, dst in TRANSITIONS.values() for src in sources}
 )
-
-
-def sources(transition: Transition) -> frozenset[JobState]:
-    return TRANSITIONS[transition][0]
 
 
 def target(transition: Transition) -> JobState:

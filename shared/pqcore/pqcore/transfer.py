@@ -19,11 +19,12 @@ from typing import Any
 
 from pqcore import sql
 from pqcore.config import QueueSettings
+from pqcore.driver import Session
+from pqcore.drivers.pg_listen import Connection
 from pqcore.exceptions import InvalidArgument, MigrationRefused, StorageError
-from pqcore.pg_db import Connection
 
-SOURCE = sql.load("transfer_sqlite")
-TARGET = sql.load("transfer_postgresql")
+SOURCE = sql.load_raw("transfer_sqlite")
+TARGET = sql.load_raw("transfer_postgresql")
 TABLES = (
     ("jobs_all", "copy_jobs"),
     ("events_all", "copy_events"),
@@ -55,27 +56,34 @@ def migrate_backend(
     Refuses (``MigrationRefused``) while consumers are alive or hold leases on the source,
     unless ``force``, and always when the target already holds jobs.
     """
-    from pqcore.pg_queue import PostgresQueue
-    from pqcore.sqlite_queue import SQLiteQueue
+    from pqcore.drivers.postgresql import PostgresDriver, PostgresSession
+    from pqcore.drivers.sqlite import SQLiteDriver, SQLiteSession
 
     if not target.startswith(("postgresql://", "postgres://")):
         raise InvalidArgument(f"--to must be a postgresql:// URL, not {target!r}")
     if "://" in source and not source.startswith("sqlite://"):
         raise InvalidArgument(f"--from must be a SQLite path or sqlite:/// URL, not {source!r}")
     settings = settings or QueueSettings.from_env()
-    src = SQLiteQueue(source, settings, create=False)
+    src = SQLiteDriver(source, settings, create=False)
     try:
-        dst = PostgresQueue(target, settings)
+        dst = PostgresDriver(target, settings)
         try:
 
-            def copy(reader: sqlite3.Connection) -> TransferReport:
+            def copy(source_session: Session) -> TransferReport:
                 # Inside the source's write transaction: no producer or consumer can change
                 # it until the target has committed (or rolled back).
+                assert isinstance(source_session, SQLiteSession)
+                reader = source_session.conn
                 if not force:
                     _refuse_if_active(reader, clock(), settings.lease_seconds)
-                return dst.db.write(lambda writer: _copy(reader, writer))
 
-            return src.db.write(copy)
+                def write(target_session: Session) -> TransferReport:
+                    assert isinstance(target_session, PostgresSession)
+                    return _copy(reader, target_session.conn)
+
+                return dst.write(write)
+
+            return src.write(copy)
         finally:
             dst.close()
     finally:

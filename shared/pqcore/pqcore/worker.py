@@ -31,9 +31,11 @@ from collections import deque
 from collections.abc import Sequence
 from types import TracebackType
 
-from pqcore.base import PersistentQInterface
 from pqcore.exceptions import InvalidArgument
 from pqcore.models import Job, Outcome
+from pqcore.queue import Queue
+from pqcore.states import OutcomeKind
+from pqcore.validation import lease_seconds as check_lease
 
 DEFAULT_BATCH = 32
 DEFAULT_MAX_ACK_DELAY = 0.05
@@ -42,7 +44,7 @@ DEFAULT_MAX_ACK_DELAY = 0.05
 class Worker:
     def __init__(
         self,
-        queue: PersistentQInterface,
+        queue: Queue,
         consumer_id: str,
         *,
         batch: int = DEFAULT_BATCH,
@@ -58,11 +60,15 @@ class Worker:
         self.consumer_id = consumer_id
         self.batch = batch
         self.queues = list(queues) if queues is not None else None
-        self.lease_seconds = queue._lease_seconds(lease_seconds)
+        self.lease_seconds = check_lease(queue.settings, lease_seconds)
         self.max_ack_delay = max_ack_delay
         self.lost: list[int] = []  # job ids whose outcome was refused: lease no longer held
         self.settled = 0
-        self._ready: deque[Job] = deque()
+        # (job, when it was claimed): a lease's age is measured on this host's monotonic
+        # clock (or the one a test injects), never by comparing this host's clock with
+        # the expiry the database's clock wrote.
+        self._clock = queue.clock or time.monotonic
+        self._ready: deque[tuple[Job, float]] = deque()
         self._outcomes: list[Outcome] = []
         self._oldest_outcome_at = 0.0
         self._lock = threading.Condition()
@@ -78,15 +84,16 @@ class Worker:
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             if self._ready:
-                job = self._ready.popleft()
-                assert job.lease_expires_at is not None
-                if self.queue.clock() < job.lease_expires_at - self.lease_seconds / 2:
+                job, claimed_at = self._ready.popleft()
+                if self._clock() - claimed_at < self.lease_seconds / 2:
                     return job
                 # It waited in the buffer too long, and the rest waited longer: give
                 # them all back and claim fresh leases.
-                stale = [job, *self._ready]
+                stale = [job, *(j for j, _ in self._ready)]
                 self._ready.clear()
-                self._record(*(Outcome(j.id, _token(j), "release", "lease aged") for j in stale))
+                self._record(
+                    *(Outcome(j.id, _token(j), OutcomeKind.RELEASE, "lease aged") for j in stale)
+                )
             # Claim first; waiting outcomes ride along only once they are due. A pickup
             # then never waits for the fsync of completions, and completions of many
             # batches share one durable commit (the flusher's, within max_ack_delay).
@@ -97,13 +104,13 @@ class Worker:
                 return None
 
     def done(self, job: Job) -> None:
-        self._record(Outcome(job.id, _token(job), "done"))
+        self._record(Outcome(job.id, _token(job), OutcomeKind.DONE))
 
     def fail(self, job: Job, error: str, *, retryable: bool = True) -> None:
-        self._record(Outcome(job.id, _token(job), "failed", error, retryable))
+        self._record(Outcome(job.id, _token(job), OutcomeKind.FAILED, error, retryable))
 
     def release(self, job: Job, reason: str | None = None) -> None:
-        self._record(Outcome(job.id, _token(job), "release", reason))
+        self._record(Outcome(job.id, _token(job), OutcomeKind.RELEASE, reason))
 
     def flush(self) -> None:
         """Write every recorded outcome now."""
@@ -113,9 +120,12 @@ class Worker:
         """Give back claimed jobs never handed out and write every outcome."""
         if self._closed:
             return
-        unstarted = list(self._ready)
+        unstarted = [job for job, _ in self._ready]
         self._ready.clear()
-        self._record(*(Outcome(j.id, _token(j), "release", "worker stopped") for j in unstarted))
+        stopped = (
+            Outcome(j.id, _token(j), OutcomeKind.RELEASE, "worker stopped") for j in unstarted
+        )
+        self._record(*stopped)
         with self._lock:
             self._closed = True
             self._lock.notify_all()
@@ -162,7 +172,7 @@ class Worker:
                 return False
             if time.monotonic() - self._oldest_outcome_at >= self.max_ack_delay:
                 return True
-            return any(o.kind == "release" for o in self._outcomes)
+            return any(o.kind == OutcomeKind.RELEASE for o in self._outcomes)
 
     def _settle(self, limit: int, *, with_outcomes: bool = True) -> int:
         """Write waiting outcomes (unless told not to) and claim up to ``limit`` more,
@@ -175,6 +185,7 @@ class Worker:
                 outcomes = []
         if not outcomes and not limit:
             return 0
+        claimed_at = self._clock()  # before the call: the lease started no later
         try:
             result = self.queue.settle_and_claim(
                 outcomes,
@@ -190,7 +201,7 @@ class Worker:
         with self._lock:
             self.settled += len(result.settled)
             self.lost.extend(result.lost)
-        self._ready.extend(result.claimed)
+        self._ready.extend((job, claimed_at) for job in result.claimed)
         return len(result.claimed)
 
     def _start_flusher(self) -> None:

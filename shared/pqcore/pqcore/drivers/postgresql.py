@@ -1,11 +1,14 @@
-"""PostgreSQL connections: a pool per process, transactions with retry, errors, migrations.
+"""The PostgreSQL driver: one database server shared by consumers on many hosts.
 
 Transactions run at READ COMMITTED. That is enough because every state change is a
 guarded UPDATE (``WHERE status = expected [AND lease_token = token]``) that re-checks the
-row it changes, and claims lock their rows with ``FOR UPDATE SKIP LOCKED``. A transaction
-that still fails with a serialization failure or a deadlock is retried whole, like
-SQLite's busy retry; one whose connection broke is retried only when the break came
-before COMMIT was sent (the server rolled it back, so nothing was applied twice).
+row it changes, and claims lock their rows with ``FOR UPDATE SKIP LOCKED``, so concurrent
+consumers never wait for one another. A transaction that still fails with a
+serialization failure or a deadlock is retried whole; one whose connection broke is
+retried only when the break came before COMMIT was sent (the server rolled it back, so
+nothing was applied twice). ``LISTEN/NOTIFY`` wakes idle consumers the moment work
+arrives. The clock is the server's (``transaction_timestamp()``): consumers and managers
+on hosts whose clocks disagree still agree on every lease, retry time and leadership term.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -24,6 +27,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pqcore import sql
 from pqcore.config import QueueSettings
+from pqcore.driver import Driver, Params, Row, Session, Sql
+from pqcore.drivers.pg_listen import CHANNEL, Connection, Listener
 from pqcore.exceptions import (
     DatabaseBusy,
     DatabaseCorrupt,
@@ -34,16 +39,37 @@ from pqcore.exceptions import (
     SchemaTooNew,
     StorageError,
 )
+from pqcore.models import Job
+from pqcore.states import FINAL_STATES, JobState
 
 T = TypeVar("T")
-Connection = psycopg.Connection[dict[str, Any]]
+
+DIALECT = sql.Dialect(
+    name="postgresql",
+    param="%({name})s",
+    # The caller's value when a test injects a clock, else the server's time.
+    now="CAST(coalesce({param}, extract(epoch FROM transaction_timestamp())) AS float8)",
+    in_list="= ANY({param})",
+    macros={
+        "skip_locked": "FOR UPDATE SKIP LOCKED",
+        "new_token": "replace(gen_random_uuid()::text, '-', '')",
+    },
+    escape_percent=True,
+)
+QUERIES = {name: text.encode() for name, text in sql.load(DIALECT).items()}
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', q) FROM unnest(%(queues)s::text[]) AS q".encode()
 
 CONNECT_TIMEOUT_SECONDS = 10
 POOL_WAIT_SECONDS = 15.0
+WAIT_POLL_SECONDS = 1.0  # a waiter re-checks this often even without a notification
 # pg_advisory_xact_lock key serialising concurrent migrators ("pq" "migr" in ASCII).
 MIGRATION_LOCK_KEY = 0x7071_6D69_6772
 BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+
+assert {JobState.DONE, JobState.PERMANENTLY_FAILED, JobState.CANCELLED} == FINAL_STATES, (
+    "job_count_deltas (migrations/postgresql) counts exactly the final states"
+)
 
 
 def describe(url: str) -> str:
@@ -118,14 +144,56 @@ def _retryable(error: BaseException) -> bool:
     return (getattr(error, "sqlstate", None) or "") in RETRYABLE_SQLSTATES
 
 
-class PostgresDatabase:
-    """One queue database: a connection pool per process and transactions on it."""
+class PostgresSession(Session):
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.queues: set[str] = set()
+
+    def _execute(self, query: str, params: Params | None) -> psycopg.Cursor[dict[str, Any]]:
+        statement = _render(query) if isinstance(query, Sql) else QUERIES[query]
+        return self.conn.execute(statement, params or {})
+
+    def all(self, query: str, params: Params | None = None) -> list[Row]:
+        cursor = self._execute(query, params)
+        rows: list[Row] = list(cursor.fetchall()) if cursor.description else []
+        return rows
+
+    def run(self, query: str, params: Params | None = None) -> int:
+        return self._execute(query, params).rowcount
+
+    def jobs(self, query: str, params: Params | None = None) -> list[Job]:
+        return [Job.from_row(row) for row in self._execute(query, params).fetchall()]
+
+    def insert_jobs(self, rows: Sequence[Mapping[str, Any]], params: Params) -> list[Job]:
+        columns = {
+            "queues": "queue", "datas": "data", "priorities": "priority",
+            "run_ats": "run_at", "delays": "delay", "max_attempts": "max_attempts",
+        }  # fmt: skip
+        arrays = {name: [r[column] for r in rows] for name, column in columns.items()}
+        return self.jobs("jobs_insert_many", {**params, **arrays})
+
+    def notify(self, queues: Iterable[str]) -> None:
+        self.queues.update(queues)
+
+    def send_notifications(self) -> None:
+        """One NOTIFY statement per transaction, delivered when it commits."""
+        if self.queues:
+            self.conn.execute(NOTIFY, {"queues": sorted(self.queues)})
+            self.queues.clear()
+
+
+class PostgresDriver(Driver):
+    """One queue database: a connection pool per process, transactions on it."""
+
+    name = "postgresql"
+    recheck_seconds = WAIT_POLL_SECONDS
 
     def __init__(self, url: str, settings: QueueSettings, *, create: bool = True) -> None:
+        # ``create`` is accepted for symmetry with SQLite: pq never creates a PostgreSQL
+        # database, so a missing one is DatabaseNotFound either way.
         self.url = url
         self.where = describe(url)
         self.settings = settings
-        self.create = create
         params = pg_conninfo.conninfo_to_dict(url) if "://" in url else {}
         self._connect_kwargs: dict[str, Any] = {}
         if "connect_timeout" not in params:
@@ -135,6 +203,10 @@ class PostgresDatabase:
         self._pool_lock = threading.Lock()
         with self.connect(autocommit=True) as conn:  # bad URL, refused, auth: reported here
             self.migrate(conn)
+        self.listener = Listener(lambda: self.connect(autocommit=True))
+
+    def __repr__(self) -> str:
+        return f"PostgresDriver({self.where!r})"
 
     # ------------------------------------------------------------ connections
 
@@ -168,6 +240,7 @@ class PostgresDatabase:
             return self._pool
 
     def close(self) -> None:
+        self.listener.close()
         with self._pool_lock:
             pool, self._pool = self._pool, None
         if pool is not None and self._pool_pid == os.getpid():
@@ -175,38 +248,37 @@ class PostgresDatabase:
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Callable[[Connection], T], *, single_statement: bool = False) -> T:
-        """Run ``body`` in one transaction and commit; retried whole on serialization
-        failures and deadlocks. Any exception rolls back; storage errors become
-        ``StorageError``s.
-
-        ``single_statement=True`` says ``body`` changes data with at most one statement
-        (which PostgreSQL makes atomic by itself), so no BEGIN/COMMIT round trips are
-        spent. Such a statement may also be retried once on a fresh connection when the
-        old one broke: every single-statement write here is guarded or idempotent, so a
-        repeat after an unseen success changes nothing twice (a repeated completion
-        reports ``LeaseLost``, it never completes the job again).
-        """
+    def write(
+        self,
+        body: Callable[[Session], T],
+        *,
+        durable: bool = True,
+        single_statement: bool = False,
+    ) -> T:
+        """A body of one statement runs without BEGIN/COMMIT (PostgreSQL makes it atomic
+        by itself), and may be retried once on a fresh connection when the old one broke:
+        every single-statement write here is guarded or idempotent, so a repeat after an
+        unseen success changes nothing twice (a repeated completion reports LeaseLost).
+        Durability is the server's business (synchronous_commit)."""
         return self._run(body, transaction=not single_statement)
 
-    def read(self, body: Callable[[Connection], T], *, snapshot: bool = False) -> T:
-        """Run queries; ``snapshot=True`` sees one consistent snapshot across them."""
+    def read(self, body: Callable[[Session], T], *, snapshot: bool = False) -> T:
         return self._run(body, transaction=snapshot, begin=BEGIN_SNAPSHOT)
 
-    def _run(
-        self, body: Callable[[Connection], T], *, transaction: bool, begin: str = "BEGIN"
-    ) -> T:
-        # Pooled connections are in autocommit mode; transactions are explicit, as in
-        # pqcore.db, so a body of one statement costs one round trip.
+    def _run(self, body: Callable[[Session], T], *, transaction: bool, begin: str = "BEGIN") -> T:
+        # Pooled connections are in autocommit mode; transactions are explicit, so a body
+        # of one statement costs one round trip.
         retries = self.settings.busy_retries
         for tries in range(retries + 1):
             committing = broken = False
             try:
                 with self.pool().connection() as conn:
+                    session = PostgresSession(conn)
                     try:
                         if transaction:
                             conn.execute(begin)
-                        result = body(conn)
+                        result = body(session)
+                        session.send_notifications()
                     except BaseException:
                         broken = conn.broken or conn.closed
                         if transaction and not broken:
@@ -239,6 +311,20 @@ class PostgresDatabase:
         except Exception:  # the server may be down: the retry reports it
             pass
 
+    # ------------------------------------------------------------ clock, wake-ups, audit
+
+    def now(self) -> None:
+        return None  # the server's: see DIALECT.now
+
+    def listen(self) -> None:
+        self.listener.arm()
+
+    def wait(self, seconds: float) -> None:
+        self.listener.wait(seconds)
+
+    def storage_problems(self) -> list[str]:
+        return []  # the server checks its own pages (data checksums, if enabled)
+
     # ------------------------------------------------------------ schema
 
     def schema_version(self, conn: Connection) -> int:
@@ -261,11 +347,7 @@ class PostgresDatabase:
             current = self.schema_version(conn)
             if current == latest:
                 return
-            if current > latest:
-                raise SchemaTooNew(
-                    f"PostgreSQL at {self.where} has pq schema version {current};"
-                    f" this pq knows up to {latest}"
-                )
+            self._refuse_newer(current, latest)
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", [MIGRATION_LOCK_KEY])
                 conn.execute(
@@ -274,11 +356,7 @@ class PostgresDatabase:
                     " applied_at timestamptz NOT NULL DEFAULT now())"
                 )
                 current = self.schema_version(conn)  # another migrator may have won
-                if current > latest:
-                    raise SchemaTooNew(
-                        f"PostgreSQL at {self.where} has pq schema version {current};"
-                        f" this pq knows up to {latest}"
-                    )
+                self._refuse_newer(current, latest)
                 for number, name, script in migrations:
                     if number > current:
                         conn.execute(script.encode())  # several statements, no parameters
@@ -288,3 +366,20 @@ class PostgresDatabase:
                         )
         except psycopg.Error as error:
             raise translate(error, self.where) from None
+
+    def _refuse_newer(self, current: int, latest: int) -> None:
+        if current > latest:
+            raise SchemaTooNew(
+                f"PostgreSQL at {self.where} has pq schema version {current};"
+                f" this pq knows up to {latest}"
+            )
+
+
+_RENDERED: dict[str, bytes] = {}
+
+
+def _render(statement: Sql) -> bytes:
+    found = _RENDERED.get(statement)
+    if found is None:
+        found = _RENDERED[statement] = sql.render(statement, DIALECT).encode()
+    return found

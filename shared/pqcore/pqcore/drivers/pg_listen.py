@@ -13,10 +13,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import psycopg
 
-from pqcore.pg_db import Connection
+Connection = psycopg.Connection[dict[str, Any]]
 
 CHANNEL = "pq_jobs"
 

@@ -1,25 +1,29 @@
-"""SQLite connections: where the file is, its pragmas, migrations, and write transactions.
+"""The SQLite driver: one WAL-mode file shared by every process on one host.
 
 One connection per thread and process (a forked child opens its own), each in
 autocommit mode so transactions are explicit: every write is ``BEGIN IMMEDIATE``,
 which takes the write lock up front, so a read-then-update inside it can never be
-interleaved with another writer.
+interleaved with another writer. Idle consumers are woken by the doorbell
+(``pqcore.doorbell``). The clock is the host's: every process of one SQLite file runs
+on one host.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pqcore import sql
 from pqcore.config import QueueSettings
+from pqcore.doorbell import Doorbell
+from pqcore.driver import Driver, Params, Row, Session, Sql
 from pqcore.exceptions import (
     DatabaseBusy,
     DatabaseCorrupt,
@@ -30,14 +34,26 @@ from pqcore.exceptions import (
     SchemaTooNew,
     StorageError,
 )
+from pqcore.models import Job
+from pqcore.states import STATE_BY_VALUE
 
 T = TypeVar("T")
+
+DIALECT = sql.Dialect(
+    name="sqlite",
+    param=":{name}",
+    now="{param}",  # always passed in: the host's clock or the one a test injects
+    in_list="IN (SELECT value FROM json_each({param}))",  # list parameters go as JSON
+    macros={"skip_locked": "", "new_token": "lower(hex(randomblob(16)))"},
+)
+QUERIES = sql.load(DIALECT)
 
 # Primary result codes (the low byte of an extended code).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
-SQLITE_IOERR = 10
 LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the write lock
+WAIT_POLL_SECONDS = 0.05  # without the doorbell
+DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 
 
 def sqlite_path(url_or_path: str) -> str:
@@ -83,11 +99,45 @@ def _is_busy(error: sqlite3.Error) -> bool:
     return code in (SQLITE_BUSY, SQLITE_LOCKED) or "database is locked" in str(error)
 
 
-class SQLiteDatabase:
-    """The queue's SQLite file: opens per-thread connections and runs transactions."""
+class SQLiteSession(Session):
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.rings = False
+
+    def _execute(self, query: str, params: Params | None) -> sqlite3.Cursor:
+        statement = _render(query) if isinstance(query, Sql) else QUERIES[query]
+        return self.conn.execute(statement, _adapt(params))
+
+    def all(self, query: str, params: Params | None = None) -> list[Row]:
+        return self._execute(query, params).fetchall()
+
+    def run(self, query: str, params: Params | None = None) -> int:
+        return self._execute(query, params).rowcount
+
+    def jobs(self, query: str, params: Params | None = None) -> list[Job]:
+        return _jobs(self._execute(query, params))
+
+    def insert_jobs(self, rows: Sequence[Mapping[str, Any]], params: Params) -> list[Job]:
+        # executemany runs one prepared statement per row in C; the rows are then read
+        # back: inside the write lock, every id above the old maximum is one of ours.
+        after = self.conn.execute(QUERIES["jobs_last_id"]).fetchone()[0]
+        self.conn.executemany(QUERIES["job_insert_plain"], [{**params, **r} for r in rows])
+        jobs = _jobs(self.conn.execute(QUERIES["jobs_after"], {"after": after}))
+        if len(jobs) != len(rows):
+            raise RuntimeError(f"inserted {len(rows)} jobs but read back {len(jobs)}")
+        return jobs
+
+    def notify(self, queues: Iterable[str]) -> None:
+        # The doorbell rings every waiter (they filter by queue when they look).
+        self.rings = self.rings or any(True for _ in queues)
+
+
+class SQLiteDriver(Driver):
+    name = "sqlite"
 
     def __init__(self, url_or_path: str, settings: QueueSettings, *, create: bool = True) -> None:
         self.path = sqlite_path(url_or_path)
+        self.where = self.path
         self.settings = settings
         self._synchronous = settings.sqlite_synchronous.upper()
         self._local = threading.local()
@@ -98,7 +148,14 @@ class SQLiteDatabase:
         self._all_lock = threading.Lock()
         if self.path != ":memory:":
             self._prepare_file(create)
+        wakeup = settings.sqlite_wakeup == "doorbell" and self.path != ":memory:"
+        self.doorbell = Doorbell(self.path) if wakeup else None
+        self.recheck_seconds = DOORBELL_RECHECK_SECONDS if wakeup else WAIT_POLL_SECONDS
+        self._armed = threading.local()
         self.migrate()
+
+    def __repr__(self) -> str:
+        return f"SQLiteDriver({self.path!r})"
 
     def _prepare_file(self, create: bool) -> None:
         file = Path(self.path)
@@ -168,6 +225,8 @@ class SQLiteDatabase:
         conn.execute("PRAGMA foreign_keys = ON")
 
     def close(self) -> None:
+        if self.doorbell is not None:
+            self.doorbell.close()
         # A connection inherited across fork belongs to the parent: closing it here could
         # checkpoint and unlink the WAL under the parent's feet, so only ours are closed.
         with self._all_lock:
@@ -183,35 +242,44 @@ class SQLiteDatabase:
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Callable[[sqlite3.Connection], T], *, durable: bool = True) -> T:
-        """Run ``body`` in a ``BEGIN IMMEDIATE`` transaction, retrying it whole on SQLITE_BUSY.
-
-        Any exception rolls the transaction back; storage errors become ``StorageError``s.
-        ``durable=False`` commits without waiting for fsync (synchronous=NORMAL for this
-        transaction only): for changes whose loss in a power cut is harmless. The next
-        durable commit of any process syncs it too (the WAL is synced whole).
-        """
+    def write(
+        self,
+        body: Callable[[Session], T],
+        *,
+        durable: bool = True,
+        single_statement: bool = False,
+    ) -> T:
+        """``BEGIN IMMEDIATE``, retried whole on SQLITE_BUSY. ``durable=False`` commits
+        at synchronous=NORMAL for this transaction only; the next durable commit of any
+        process syncs it too (the WAL is synced whole)."""
         conn = self.connection()
         relax = not durable and self._synchronous in ("FULL", "EXTRA")
+        rang = False
 
         def attempt() -> T:
+            nonlocal rang
             self._begin_immediate(conn)
             try:
-                result = body(conn)
+                session = SQLiteSession(conn)
+                result = body(session)
                 conn.execute("COMMIT")
+                rang = session.rings
                 return result
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
 
-        if not relax:
-            return self._retry_busy(attempt)
-        conn.execute("PRAGMA synchronous = NORMAL")
+        if relax:
+            conn.execute("PRAGMA synchronous = NORMAL")
         try:
-            return self._retry_busy(attempt)
+            result = self._retry_busy(attempt)
         finally:
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            if relax:
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        if rang and self.doorbell is not None:
+            self.doorbell.ring()
+        return result
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting for it in steps of at most 2 ms.
@@ -237,23 +305,17 @@ class SQLiteDatabase:
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(self.settings.busy_timeout_ms)}")
 
-    @contextmanager
-    def read(self) -> Iterator[sqlite3.Connection]:
-        """A read transaction: one consistent snapshot for several queries."""
+    def read(self, body: Callable[[Session], T], *, snapshot: bool = False) -> T:
         conn = self.connection()
         try:
+            if not snapshot:
+                return body(SQLiteSession(conn))
             conn.execute("BEGIN")
             try:
-                yield conn
+                return body(SQLiteSession(conn))
             finally:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
-        except sqlite3.Error as error:
-            raise translate(error, self.path) from None
-
-    def query(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        try:
-            return body(self.connection())
         except sqlite3.Error as error:
             raise translate(error, self.path) from None
 
@@ -271,12 +333,40 @@ class SQLiteDatabase:
                 raise translate(error, self.path) from None
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------ clock, wake-ups, audit
+
+    def now(self) -> float:
+        return time.time()
+
+    def listen(self) -> None:
+        self._armed.on = self.doorbell is not None and self.doorbell.listen()
+
+    def wait(self, seconds: float) -> None:
+        if self.doorbell is not None and getattr(self._armed, "on", False):
+            self.doorbell.wait(seconds)
+        else:
+            time.sleep(min(seconds, WAIT_POLL_SECONDS))
+
+    def storage_problems(self) -> list[str]:
+        conn = self.connection()
+        try:
+            integrity = [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()]
+            broken = conn.execute("PRAGMA foreign_key_check").fetchall()[:20]
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+        problems = [] if integrity == ["ok"] else [f"integrity_check: {x}" for x in integrity[:20]]
+        return problems + [f"foreign key broken in {r[0]} row {r[1]}" for r in broken]
+
     # ------------------------------------------------------------ schema
 
     def migrate(self) -> None:
         migrations = sql.load_migrations("sqlite")
         latest = migrations[-1][0]
-        current = self.query(lambda c: c.execute("PRAGMA user_version").fetchone()[0])
+        conn = self.connection()
+        try:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
         if current > latest:
             raise SchemaTooNew(
                 f"database {self.path} has schema version {current}; this pq knows up to {latest}"
@@ -284,13 +374,13 @@ class SQLiteDatabase:
         if current == latest:
             return
 
-        def apply(c: sqlite3.Connection) -> None:
-            version = c.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+        def apply(_: Session) -> None:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]  # another process won?
             for number, _name, script in migrations:
                 if number > version:
                     for statement in split_statements(script):
-                        c.execute(statement)
-                    c.execute(f"PRAGMA user_version = {number}")
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
 
         self.write(apply)
 
@@ -309,3 +399,40 @@ def split_statements(script: str) -> list[str]:
     if buffer.strip():
         statements.append(buffer.strip())
     return statements
+
+
+_RENDERED: dict[str, str] = {}
+_JOB_FIELDS = tuple(Job.__dataclass_fields__)
+_STATUS_AT = _JOB_FIELDS.index("status")
+
+
+def _render(statement: Sql) -> str:
+    found = _RENDERED.get(statement)
+    if found is None:
+        found = _RENDERED[statement] = sql.render(statement, DIALECT)
+    return found
+
+
+def _adapt(params: Params | None) -> Params:
+    """List parameters travel as JSON text (read back with json_each)."""
+    if not params:
+        return {}
+    if not any(isinstance(v, list | tuple) for v in params.values()):
+        return params
+    return {k: json.dumps(v) if isinstance(v, list | tuple) else v for k, v in params.items()}
+
+
+def _jobs(cursor: sqlite3.Cursor) -> list[Job]:
+    """Jobs from a cursor over whole ``jobs`` rows: columns located once per cursor
+    rather than looked up by name for every row (the claim and settle hot path)."""
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    names = [column[0] for column in cursor.description]
+    order = [names.index(field) for field in _JOB_FIELDS]
+    jobs = []
+    for row in rows:
+        values = [row[i] for i in order]
+        values[_STATUS_AT] = STATE_BY_VALUE[values[_STATUS_AT]]
+        jobs.append(Job(*values))
+    return jobs

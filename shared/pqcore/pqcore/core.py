@@ -1,0 +1,92 @@
+"""What every part of the queue shares: its driver, settings and clock, and the one
+guarded transition every move goes through."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pqcore.config import QueueSettings
+from pqcore.driver import Driver, Session
+from pqcore.exceptions import InvalidTransition, JobNotFound, LeaseLost
+from pqcore.models import Job
+from pqcore.policy import Move
+from pqcore.states import JobState, can, target
+
+TARGET_QUERY = {JobState.PENDING: "job_to_pending", JobState.FAILED: "job_to_failed"}
+
+
+class QueueCore:
+    def __init__(
+        self,
+        driver: Driver,
+        settings: QueueSettings,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.driver = driver
+        self.settings = settings
+        # Tests inject a clock (River's optional "now"); otherwise time is the driver's,
+        # which on PostgreSQL is the server's, never this host's.
+        self.clock = clock
+        self.backend = driver.name
+
+    def __repr__(self) -> str:
+        return f"Queue({self.driver.name}: {self.driver.where!r})"
+
+    def _now(self) -> float | None:
+        return self.clock() if self.clock is not None else self.driver.now()
+
+    def close(self) -> None:
+        self.driver.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _apply(self, session: Session, job: Job, move: Move, actor: str, now: float | None) -> Job:
+        """Apply ``move`` to ``job`` with one guarded statement; the database writes its
+        history row in the same statement (migrations: jobs_history triggers).
+
+        The statement matches only while the job is still in the state it was read in
+        (and, for a lease holder, still carries the token): if another actor moved it
+        first, nothing changes and a ``Conflict`` is raised.
+        """
+        transition = move.transition
+        if not can(transition, job.status):
+            raise InvalidTransition(job.id, transition.value, job.status.value)
+        to = target(transition)
+        params = {
+            "id": job.id,
+            "expected": job.status.value,
+            "token": move.token,
+            "now": now,
+            "action": transition.value,
+            "actor": actor,
+            "detail": move.detail,
+            "to_status": to.value,
+            **move.fields,
+        }
+        moved = session.jobs(TARGET_QUERY.get(to, "job_to_final"), params)
+        if not moved:
+            if move.token is not None:
+                raise LeaseLost(job.id)
+            why = f"job {job.id} changed while {transition.value} ran"
+            raise InvalidTransition(job.id, transition.value, job.status.value, why)
+        if to is JobState.PENDING:
+            session.notify([job.queue])
+        return moved[0]
+
+    def _read_job(self, session: Session, job_id: int) -> Job:
+        found = session.jobs("job_get", {"id": job_id})
+        if not found:
+            raise JobNotFound(job_id)
+        return found[0]
+
+    def _held(self, session: Session, job_id: int, token: str) -> Job:
+        """The job, if ``token`` still holds it; else ``JobNotFound`` or ``LeaseLost``."""
+        job = self._read_job(session, job_id)
+        if job.status is not JobState.PROCESSING or job.lease_token != token:
+            raise LeaseLost(job_id)
+        return job

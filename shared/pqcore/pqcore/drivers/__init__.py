@@ -1,0 +1,1 @@
+"""One driver per database (see pqcore.driver): SQLite and PostgreSQL."""

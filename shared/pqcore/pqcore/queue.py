@@ -1,0 +1,292 @@
+"""The queue: one implementation of the design's ``PersistentQInterface`` over any driver.
+
+Semantics every driver keeps, checked by ``tests/conformance``:
+
+* At-least-once delivery with leases. ``claim`` moves pending jobs to processing
+  atomically, gives each a fresh random lease token and an expiry, and counts the
+  attempt. Two claimers never get the same job.
+* Fencing. ``heartbeat``, ``complete``, ``fail`` and ``release`` must present the
+  token; once the lease was taken away (rescued, marked by an operator, re-claimed)
+  they raise ``LeaseLost`` and change nothing, so a zombie cannot finish a job twice.
+* Every transition is a single statement guarded by the expected current state; the
+  database appends its ``job_events`` row in the same statement.
+* Validation happens before anything is written: bad input raises
+  ``InvalidArgument`` and changes nothing.
+
+Times are UNIX epoch seconds from the queue's clock: the driver's (the PostgreSQL
+server's own time), or one a test injects.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pqcore.admin import Administration
+from pqcore.driver import Session
+from pqcore.exceptions import DatabaseBusy, JobNotFound, LeaseLost
+from pqcore.models import EnqueueRequest, Job, Outcome, SettleResult
+from pqcore.policy import outcome_move
+from pqcore.reading import Reading
+from pqcore.states import OutcomeKind
+from pqcore.validation import (
+    check_consumer_id,
+    check_limit,
+    check_queues,
+    enqueue_values,
+    lease_seconds,
+)
+
+
+class Queue(Reading, Administration):
+    """A persistent job queue (``pqcore.open_queue`` opens one)."""
+
+    # ---------------------------------------------------------------- producers
+
+    def enqueue(
+        self,
+        data: str,
+        *,
+        queue: str = "default",
+        priority: int = 0,
+        delay: float = 0.0,
+        run_at: float | None = None,
+        dedupe_key: str | None = None,
+        max_attempts: int | None = None,
+        actor: str = "producer",
+    ) -> Job:
+        """Add one job; with a ``dedupe_key`` that an active job holds, return that job."""
+        request = EnqueueRequest(data, queue, priority, delay, run_at, dedupe_key, max_attempts)
+        return self.enqueue_many([request], actor=actor)[0]
+
+    def enqueue_many(
+        self, items: Iterable[str | EnqueueRequest], *, actor: str = "producer"
+    ) -> list[Job]:
+        """Add jobs in one transaction: all of them or none. Returns them in order."""
+        rows = [enqueue_values(item, self.settings) for item in items]  # all checked first
+        if not rows:
+            return []
+
+        def body(session: Session) -> list[Job]:
+            shared = {"now": self._now(), "actor": actor}
+            jobs: list[Job] = []
+            plain: list[dict[str, Any]] = []  # consecutive jobs without a dedupe key
+            for values in [*rows, None]:
+                if values is not None and values["dedupe_key"] is None:
+                    plain.append(values)
+                    continue
+                if plain:  # one bulk insert for the run, keeping ids in input order
+                    jobs += session.insert_jobs(plain, shared)
+                    plain = []
+                if values is not None:
+                    jobs.append(self._insert_deduped(session, {**values, **shared}))
+            session.notify({job.queue for job in jobs})
+            return jobs
+
+        return self.driver.write(body)
+
+    @staticmethod
+    def _insert_deduped(session: Session, values: dict[str, Any]) -> Job:
+        """Insert a job unless an active job holds its dedupe key; then return that one.
+        Racing enqueues of one key end in one job either way."""
+        for _ in range(3):  # the holder may finish between our insert and our read
+            # Looking first spares an id: a refused INSERT still uses up a sequence value.
+            found = session.jobs("job_by_active_dedupe_key", values) or session.jobs(
+                "job_insert", values
+            )
+            if found:
+                return found[0]
+        raise DatabaseBusy(
+            f"dedupe key {values['dedupe_key']!r} kept changing hands; nothing was enqueued,"
+            " try again"
+        )
+
+    # ---------------------------------------------------------------- consumers
+
+    def claim(
+        self,
+        consumer_id: str,
+        *,
+        limit: int = 1,
+        queues: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+    ) -> list[Job]:
+        """Claim up to ``limit`` runnable jobs (highest priority, then oldest first).
+
+        ``queues=None`` claims from every queue.
+        """
+        return self.settle_and_claim(
+            [], consumer_id, limit=limit, queues=queues, lease_seconds=lease_seconds
+        ).claimed
+
+    def settle_and_claim(
+        self,
+        outcomes: Sequence[Outcome],
+        consumer_id: str,
+        *,
+        limit: int = 1,
+        queues: Sequence[str] | None = None,
+        lease_seconds: float | None = None,
+    ) -> SettleResult:
+        """Report outcomes of held jobs and claim the next ones in one transaction.
+
+        An outcome whose lease is no longer held is not applied; its job id is
+        listed in ``lost`` (the others still apply).
+        """
+        check_limit(limit)
+        names = check_queues(queues)
+        lease = self._lease(lease_seconds)
+        check_consumer_id(consumer_id)
+
+        def body(session: Session) -> SettleResult:
+            now = self._now()
+            # Completions go through one guarded statement together; results are still
+            # reported in the order the outcomes came in.
+            applied: dict[int, Job] = {}
+            refused: list[int] = []
+            completions = [(i, o) for i, o in enumerate(outcomes) if o.kind == OutcomeKind.DONE]
+            for i, outcome in enumerate(outcomes):
+                if outcome.kind == OutcomeKind.DONE:
+                    continue
+                try:  # a lost lease changed nothing (its guarded statement matched no row)
+                    applied[i] = self._apply_outcome(session, outcome, consumer_id, now)
+                except (LeaseLost, JobNotFound):
+                    refused.append(i)
+            if completions:
+                held = [o for _, o in completions]
+                done = {j.id: j for j in self._complete_held(session, held, consumer_id, now)}
+                for i, outcome in completions:
+                    job = done.pop(outcome.job_id, None)  # a repeated outcome is refused
+                    if job is None:
+                        refused.append(i)
+                    else:
+                        applied[i] = job
+            settled = [applied[i] for i in sorted(applied)]
+            lost = [outcomes[i].job_id for i in sorted(refused)]
+            claimed = self._claim(session, consumer_id, limit, names, lease, now) if limit else []
+            return SettleResult(settled, lost, claimed)
+
+        # A claim that settles nothing need not wait for the disk: if a power cut undoes
+        # it, the job is pending again, just as the rescue of a crashed consumer's job
+        # would make it, and that consumer died with the power. Every outcome (and
+        # every enqueue) is durable before the call returns.
+        return self.driver.write(body, durable=bool(outcomes), single_statement=not outcomes)
+
+    def _claim(
+        self,
+        session: Session,
+        consumer_id: str,
+        limit: int,
+        queues: list[str] | None,
+        lease: float,
+        now: float | None,
+    ) -> list[Job]:
+        params: dict[str, Any] = {
+            "consumer_id": consumer_id,
+            "lease_seconds": lease,
+            "now": now,
+            "limit": limit,
+        }
+        if queues is None:
+            jobs = session.jobs("claim_any_queue", params)
+        elif len(queues) == 1:
+            jobs = session.jobs("claim_one_queue", {**params, "queue": queues[0]})
+        else:
+            jobs = session.jobs("claim_in_queues", {**params, "queues": queues})
+        # RETURNING gives rows in no promised order; hand them out in claim order.
+        return sorted(jobs, key=lambda j: (-j.priority, j.run_at, j.id))
+
+    def _complete_held(
+        self, session: Session, outcomes: list[Outcome], actor: str | None, now: float | None
+    ) -> list[Job]:
+        """processing -> done for every outcome whose lease is still held, in one guarded
+        statement; the others are simply not returned."""
+        params = {
+            "now": now,
+            "actor": actor,
+            "ids": [o.job_id for o in outcomes],
+            "held": [f"{o.job_id}:{o.lease_token}" for o in outcomes],
+        }
+        return session.jobs("jobs_complete_held", params)
+
+    def _apply_outcome(
+        self, session: Session, outcome: Outcome, actor: str | None, now: float | None
+    ) -> Job:
+        if outcome.kind == OutcomeKind.DONE:
+            # The guarded statement alone decides; only a refusal reads the job, to tell
+            # JobNotFound from LeaseLost.
+            for job in self._complete_held(session, [outcome], actor, now):
+                return job
+            self._held(session, outcome.job_id, outcome.lease_token)
+            raise LeaseLost(outcome.job_id)
+        job = self._held(session, outcome.job_id, outcome.lease_token)
+        move = outcome_move(job, outcome, self.settings)
+        return self._apply(session, job, move, actor or job.consumer_id or "consumer", now)
+
+    def complete(self, job_id: int, lease_token: str) -> Job:
+        """processing -> done. Raises ``LeaseLost`` if the caller no longer holds the job."""
+        return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.DONE))
+
+    def fail(self, job_id: int, lease_token: str, error: str, *, retryable: bool = True) -> Job:
+        """processing -> failed (retry after backoff) or permanently_failed (dead letter)
+        when not retryable or out of attempts. Raises ``LeaseLost``."""
+        return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.FAILED, error, retryable))
+
+    def release(self, job_id: int, lease_token: str, *, reason: str | None = None) -> Job:
+        """processing -> pending at once, giving the attempt back (e.g. on SIGTERM)."""
+        return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.RELEASE, reason))
+
+    def _settle_one(self, outcome: Outcome) -> Job:
+        return self.driver.write(
+            lambda s: self._apply_outcome(s, outcome, None, self._now()),
+            single_statement=outcome.kind == OutcomeKind.DONE,  # it reads only after a miss
+        )
+
+    def heartbeat(
+        self, job_id: int, lease_token: str, *, lease_seconds: float | None = None
+    ) -> float:
+        """Extend the lease; returns the new expiry. Raises ``LeaseLost``."""
+        lease = self._lease(lease_seconds)
+
+        def body(session: Session) -> float:
+            params = {
+                "id": job_id,
+                "token": lease_token,
+                "now": self._now(),
+                "lease_seconds": lease,
+            }
+            row = session.one("job_heartbeat", params)
+            if row is None:
+                self._held(session, job_id, lease_token)  # raises the precise error
+                raise LeaseLost(job_id)
+            return float(row["lease_expires_at"])
+
+        return self.driver.write(body, single_statement=True)
+
+    def wait_for_jobs(self, timeout: float, queues: Sequence[str] | None = None) -> bool:
+        """Block up to ``timeout`` seconds until a job may be claimable; True if one is.
+
+        Sleeps on the driver's wake-up (doorbell, LISTEN) until a change makes jobs
+        pending, re-checking at least every ``driver.recheck_seconds`` and when a
+        delayed job comes due."""
+        names = check_queues(queues)
+        query = "runnable_wait" if names is None else "runnable_wait_in_queues"
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            self.driver.listen()  # armed before the check: no wake-up is missed
+            params = {"now": self._now(), "queues": names}
+            row = self.driver.read(lambda s, p=params: s.one(query, p))  # type: ignore[misc]
+            due_in = None if row is None or row["wait"] is None else float(row["wait"])
+            if due_in is not None and due_in <= 0:
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            pause = min(remaining, self.driver.recheck_seconds)
+            if due_in is not None:  # a delayed job becomes due without anyone ringing
+                pause = min(pause, max(due_in, 0.001))
+            self.driver.wait(pause)
+
+    def _lease(self, value: float | None) -> float:
+        return lease_seconds(self.settings, value)

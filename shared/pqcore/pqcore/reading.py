@@ -1,0 +1,242 @@
+"""Reading the queue: jobs, their history, counts, lists and the consoles' charts.
+
+Each chart query is bounded (an index range or the newest ``sample`` rows), so it costs
+the same at a million jobs as at a thousand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pqcore.core import QueueCore
+from pqcore.driver import Session, Sql
+from pqcore.exceptions import DatabaseReadOnly, InvalidArgument
+from pqcore.models import Consumer, Job, JobEvent, JobFilter, Page, Stats, ThroughputBucket
+from pqcore.states import JobState
+from pqcore.validation import (
+    check_id,
+    check_limit,
+    check_queue,
+    check_sample,
+    finite,
+)
+
+# stats() folds PostgreSQL's final-state count deltas back into one row per
+# (queue, status) once there are this many, keeping the sum it reads short.
+FOLD_DELTAS_AT = 1000
+
+
+class Reading(QueueCore):
+    def get(self, job_id: int) -> Job:
+        """The job, or ``JobNotFound``."""
+        job_id = check_id(job_id)
+        return self.driver.read(lambda s: self._read_job(s, job_id))
+
+    def history(self, job_id: int) -> list[JobEvent]:
+        """Every transition of the job, oldest first. ``JobNotFound`` if it never existed."""
+        job_id = check_id(job_id)
+
+        def body(session: Session) -> list[JobEvent]:
+            rows = session.all("events_for_job", {"job_id": job_id})
+            if not rows:
+                self._read_job(session, job_id)  # raises JobNotFound
+            return [JobEvent.from_row(r) for r in rows]
+
+        return self.driver.read(body, snapshot=True)
+
+    def stats(self, queue: str | None = None) -> Stats:
+        """Counts per status (every state present), oldest runnable pending age, stalled count."""
+        if queue is not None:
+            check_queue(queue)
+        scope = "" if queue is None else "_for_queue"
+        params = {"now": self._now(), "queue": queue}
+
+        def body(session: Session) -> tuple[list[Any], Any, Any]:
+            rows = session.all("counts_by_status" + scope, params)
+            oldest = session.one("oldest_runnable_pending_age" + scope, params)
+            stalled = session.one("stalled_count" + scope, params)
+            return rows, oldest and oldest["age"], stalled["n"] if stalled else 0
+
+        rows, age, stalled = self.driver.read(body, snapshot=True)
+        if sum(int(r["deltas"]) for r in rows) >= FOLD_DELTAS_AT:
+            try:
+                self.driver.write(lambda s: s.run("count_deltas_fold"), single_statement=True)
+            except DatabaseReadOnly:  # a read-only replica: sums stay correct, just longer
+                pass
+        counts = {state.value: 0 for state in JobState}
+        for row in rows:
+            counts[row["status"]] += int(row["n"])
+        return Stats(
+            counts=counts,
+            oldest_pending_age=max(0.0, float(age)) if age is not None else None,
+            stalled=int(stalled),
+            dead_letter=counts[JobState.PERMANENTLY_FAILED.value],
+            total=sum(counts.values()),
+        )
+
+    def list_jobs(
+        self,
+        flt: JobFilter | None = None,
+        *,
+        limit: int = 50,
+        before_id: int | None = None,
+        oldest_first: bool = False,
+        after_id: int | None = None,
+    ) -> Page:
+        """Jobs matching the filter, newest first; keyset pagination via ``before_id``.
+
+        ``oldest_first=True`` lists in ascending id order instead; its cursor is passed
+        back as ``after_id``. Never an OFFSET: every page costs the same at any depth.
+        """
+        check_limit(limit, 1000, minimum=1)
+        where, params = filter_sql(flt or JobFilter())
+        if before_id is not None:
+            where.append("id < :before_id")
+            params["before_id"] = check_id(before_id)
+        if after_id is not None:
+            where.append("id > :after_id")
+            params["after_id"] = check_id(after_id)
+        statement = Sql(
+            "SELECT * FROM jobs WHERE "
+            + " AND ".join(where)
+            + (" ORDER BY id ASC" if oldest_first else " ORDER BY id DESC")
+            + " LIMIT :limit"
+        )
+        params["limit"] = limit + 1
+        jobs = self.driver.read(lambda s: s.jobs(statement, params))
+        return Page(jobs[:limit], jobs[limit - 1].id if len(jobs) > limit else None)
+
+    def count_jobs(self, flt: JobFilter | None = None) -> int:
+        """How many jobs match the filter."""
+        flt = flt or JobFilter()
+        if flt.text is None and flt.created_after is None and flt.created_before is None:
+            stats = self.stats(flt.queue)  # from the counts: no table scan
+            wanted = flt.statuses or tuple(JobState)
+            return sum(stats.counts[JobState(s).value] for s in wanted)
+        where, params = filter_sql(flt)
+        statement = Sql("SELECT count(*) AS n FROM jobs WHERE " + " AND ".join(where))
+        row = self.driver.read(lambda s: s.one(statement, params))
+        return int(row["n"]) if row else 0
+
+    # ---------------------------------------------------------------- console charts
+
+    def _select(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return self.driver.read(lambda s: s.all(query, params or {}))
+
+    def queue_names(self) -> list[str]:
+        """Names of the queues that hold jobs, sorted."""
+        return [row["queue"] for row in self._select("queue_names")]
+
+    def stalled_jobs(self, *, limit: int = 50) -> list[Job]:
+        """Processing jobs whose lease has expired (not yet rescued), longest expired first."""
+        params = {"now": self._now(), "limit": check_limit(limit, 1000)}
+        return [Job.from_row(row) for row in self._select("expired_leases", params)]
+
+    def throughput(self, since: float, *, bucket_seconds: int = 60) -> list[ThroughputBucket]:
+        """Transitions per time bucket from the history, from ``since`` on, oldest first.
+
+        Buckets start at multiples of ``bucket_seconds``; empty buckets are left out.
+        """
+        since = finite(since, "since")
+        if isinstance(bucket_seconds, bool) or not isinstance(bucket_seconds, int):
+            raise InvalidArgument("bucket_seconds must be an integer")
+        if not 1 <= bucket_seconds <= 86_400:
+            raise InvalidArgument("bucket_seconds must be from 1 to 86400")
+        rows = self._select("throughput", {"since": since, "bucket": bucket_seconds})
+        return [
+            ThroughputBucket(
+                float(r["start"]), int(r["enqueued"]), int(r["completed"]), int(r["failed"])
+            )
+            for r in rows
+        ]
+
+    def failure_reasons(self, *, limit: int = 10, sample: int = 10_000) -> list[tuple[str, int]]:
+        """The most frequent errors (their first 160 characters) among the newest ``sample``
+        failed jobs and the newest ``sample`` dead-lettered jobs, most frequent first."""
+        params = {"limit": check_limit(limit, 1000), "sample": check_sample(sample)}
+        return [(r["reason"], int(r["n"])) for r in self._select("failure_reasons", params)]
+
+    def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
+        """attempts -> how many of the newest ``sample`` jobs tried at least once made that
+        many attempts (the current attempt count: a resubmit starts it again)."""
+        rows = self._select("attempts_histogram", {"sample": check_sample(sample)})
+        return {int(r["attempts"]): int(r["n"]) for r in rows}
+
+    def processing_seconds(self, *, sample: int = 10_000) -> list[float]:
+        """Seconds from the last start to the finish of the newest ``sample`` done jobs
+        (those a consumer started), newest first."""
+        rows = self._select("processing_seconds", {"sample": check_sample(sample)})
+        return [float(r["seconds"]) for r in rows]
+
+    # ---------------------------------------------------------------- history cursors
+
+    def dedupe_keys_known(self, keys: Sequence[str]) -> set[str]:
+        """The subset of ``keys`` carried by some job in *any* state (finished ones too).
+
+        The producer's reconciliation uses it: enqueue's dedupe only covers active jobs.
+        May scan the jobs table; meant for a start-up check, not a hot path."""
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return set()
+        check_limit(len(wanted))
+        return {r["dedupe_key"] for r in self._select("dedupe_keys_known", {"keys": wanted})}
+
+    def last_event_id(self) -> int:
+        """The id of the newest history row (0 if none): a cursor for ``events_after``."""
+        rows = self._select("last_event_id")
+        return int(rows[0]["id"]) if rows else 0
+
+    def events_after(
+        self, after_id: int, *, to_status: JobState | None = None, limit: int = 1000
+    ) -> list[JobEvent]:
+        """History rows with an id above ``after_id`` (optionally only those entering
+        ``to_status``), oldest first: lets the manager notice every dead-lettered job."""
+        check_limit(limit)
+        if isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0:
+            raise InvalidArgument("after_id must be a non-negative integer")
+        params: dict[str, Any] = {"after_id": after_id, "limit": limit}
+        name = "events_after"
+        if to_status is not None:
+            name, params["to_status"] = "events_after_to_status", JobState(to_status).value
+        return [JobEvent.from_row(r) for r in self._select(name, params)]
+
+    # ---------------------------------------------------------------- consumers, leadership
+
+    def consumers(self) -> list[Consumer]:
+        return [Consumer.from_row(row) for row in self._select("consumers_all")]
+
+    def leader(self, name: str) -> tuple[str, float] | None:
+        """(holder, expires_at) of an unexpired leadership, else None."""
+        rows = self._select("leader_get", {"name": name, "now": self._now()})
+        return (rows[0]["holder"], float(rows[0]["expires_at"])) if rows else None
+
+
+def filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
+    """WHERE fragments (fixed text) and their parameters for a job filter."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if len(flt.statuses) == 1:
+        where.append("status = :status")  # lets the planner walk (status, id) in order
+        params["status"] = JobState(flt.statuses[0]).value
+    elif flt.statuses:
+        # Enum values, never user text: written into the statement, where both planners
+        # read an IN list best.
+        states = sorted({JobState(s).value for s in flt.statuses})
+        where.append("status IN (" + ", ".join(f"'{s}'" for s in states) + ")")
+    if flt.queue is not None:
+        where.append("queue = :queue")
+        params["queue"] = flt.queue
+    if flt.text:
+        escaped = flt.text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        where.append("(data LIKE :text ESCAPE '\\' OR error LIKE :text ESCAPE '\\')")
+        params["text"] = f"%{escaped}%"
+    if flt.created_after is not None:
+        where.append("created_at >= :created_after")
+        params["created_after"] = float(flt.created_after)
+    if flt.created_before is not None:
+        where.append("created_at < :created_before")
+        params["created_before"] = float(flt.created_before)
+    if not where:
+        where.append("1 = 1")
+    return where, params

@@ -1,0 +1,172 @@
+"""Checks on what callers pass in, made before anything is written: bad input raises
+``InvalidArgument`` with a message that says what is wrong, and changes nothing."""
+
+from __future__ import annotations
+
+import getpass
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from pqcore.config import QueueSettings
+from pqcore.exceptions import InvalidArgument, PayloadTooLarge
+from pqcore.models import EnqueueRequest
+from pqcore.states import Transition
+
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_DEDUPE_KEY = 1024
+MAX_ERROR_TEXT = 8 * 1024
+MAX_PRIORITY = 1_000_000
+MAX_BATCH = 10_000
+
+# Operator actions by name, as the CLI and consoles offer them.
+OPERATOR_ACTIONS = {
+    "resubmit": Transition.RESUBMIT,
+    "retry": Transition.RESUBMIT,
+    "cancel": Transition.CANCEL,
+    "mark_done": Transition.MARK_DONE,
+    "mark_failed": Transition.MARK_FAILED,
+}
+OPERATOR_TRANSITIONS = frozenset(OPERATOR_ACTIONS.values())
+
+
+def default_actor() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user name in some containers
+        return "operator"
+
+
+def enqueue_values(item: str | EnqueueRequest, settings: QueueSettings) -> dict[str, Any]:
+    """Check one enqueue request; returns the row values (``run_at`` when given, else
+    ``delay`` from the queue's clock)."""
+    request = item if isinstance(item, EnqueueRequest) else EnqueueRequest(item)
+    data = request.data
+    if not isinstance(data, str):
+        raise InvalidArgument(f"payload must be text, not {type(data).__name__}")
+    if not data.strip():
+        raise InvalidArgument("payload is empty")
+    if "\x00" in data:
+        raise InvalidArgument("payload contains a NUL character")
+    try:
+        size = len(data.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidArgument("payload is not valid UTF-8 text") from None
+    if size > settings.max_payload_bytes:
+        raise PayloadTooLarge(
+            f"payload is {size} bytes; the limit is {settings.max_payload_bytes}"
+            " (PQ_MAX_PAYLOAD_BYTES)"
+        )
+    check_queue(request.queue)
+    if isinstance(request.priority, bool) or not isinstance(request.priority, int):
+        raise InvalidArgument("priority must be an integer")
+    if abs(request.priority) > MAX_PRIORITY:
+        raise InvalidArgument(f"priority must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+    run_at, delay = None, 0.0
+    if request.run_at is not None:
+        run_at = finite(request.run_at, "run_at")
+    else:
+        delay = finite(request.delay, "delay")
+        if delay < 0:
+            raise InvalidArgument("delay must not be negative")
+    if request.dedupe_key is not None:
+        if not isinstance(request.dedupe_key, str) or not request.dedupe_key:
+            raise InvalidArgument("dedupe key must be non-empty text")
+        if len(request.dedupe_key) > MAX_DEDUPE_KEY:
+            raise InvalidArgument(f"dedupe key is longer than {MAX_DEDUPE_KEY} characters")
+    max_attempts = request.max_attempts
+    if max_attempts is None:  # not `or`: an explicit 0 is an error, not the default
+        max_attempts = settings.max_attempts
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
+        raise InvalidArgument("max_attempts must be an integer")
+    if not 1 <= max_attempts <= 1000:
+        raise InvalidArgument("max_attempts must be between 1 and 1000")
+    return {
+        "queue": request.queue,
+        "data": data,
+        "priority": request.priority,
+        "run_at": run_at,
+        "delay": delay,
+        "dedupe_key": request.dedupe_key,
+        "max_attempts": max_attempts,
+    }
+
+
+def lease_seconds(settings: QueueSettings, value: float | None) -> float:
+    value = settings.lease_seconds if value is None else value
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidArgument("lease_seconds must be a positive number")
+    return value
+
+
+def check_limit(limit: int, maximum: int = MAX_BATCH, minimum: int = 0) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not minimum <= limit <= maximum:
+        raise InvalidArgument(f"limit must be an integer from {minimum} to {maximum}")
+    return limit
+
+
+def check_queue(name: object) -> str:
+    if not isinstance(name, str) or not QUEUE_NAME.match(name):
+        raise InvalidArgument(f"invalid queue name {name!r}: 1-64 letters, digits or _.:-")
+    return name
+
+
+def check_queues(queues: Sequence[str] | None) -> list[str] | None:
+    if queues is None:
+        return None
+    if isinstance(queues, str):
+        queues = [queues]
+    names = [check_queue(name) for name in dict.fromkeys(queues)]
+    if not names:
+        raise InvalidArgument("queues must name at least one queue")
+    return names
+
+
+def check_id(job_id: object) -> int:
+    if isinstance(job_id, bool) or not isinstance(job_id, int) or job_id < 1:
+        raise InvalidArgument(f"job id must be a positive integer, not {job_id!r}")
+    return job_id
+
+
+def check_operator(transition: Transition, actor: str) -> None:
+    if not isinstance(actor, str) or not actor.strip():
+        raise InvalidArgument("an operator action needs the operator's name (actor)")
+    if transition not in OPERATOR_TRANSITIONS:
+        raise InvalidArgument(f"{transition.value} is not an operator action")
+
+
+def check_consumer_id(consumer_id: object) -> None:
+    if not isinstance(consumer_id, str) or not 0 < len(consumer_id) <= 200:
+        raise InvalidArgument("consumer id must be 1-200 characters of text")
+
+
+def check_sample(sample: object) -> int:
+    if isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample <= 1_000_000:
+        raise InvalidArgument("sample must be an integer from 1 to 1000000")
+    return sample
+
+
+def positive(value: object, name: str) -> float:
+    number = finite(value, name)
+    if not number > 0:
+        raise InvalidArgument(f"{name} must be positive")
+    return number
+
+
+def finite(value: object, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number")
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be finite")
+    return float(value)
+
+
+def clip_error(text: str | None) -> str | None:
+    """Error texts are stored whole up to a limit; a traceback can be long."""
+    if text is None:
+        return None
+    text = str(text)
+    if len(text) > MAX_ERROR_TEXT:
+        return text[: MAX_ERROR_TEXT - 20] + "... [truncated]"
+    return text
