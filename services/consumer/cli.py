@@ -78,6 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_setting(
         parser,
+        "--batch",
+        "PQ_CONSUMER_BATCH",
+        32,
+        "the most jobs one claim takes; a consumer claims fewer when its jobs are long"
+        " (only what it expects to start within a second)",
+        type=int,
+    )
+    add_setting(
+        parser,
         "--handler-modules",
         "PQ_HANDLER_MODULES",
         "",
@@ -101,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
             lease_seconds=args.lease,
             grace_seconds=args.grace,
             queues=queues,
+            batch=args.batch,
         )
         settings.check_liveness_timeout(args.liveness_timeout)
     except ValueError as error:

@@ -114,3 +114,47 @@ def test_an_outcome_for_a_lost_lease_is_reported_not_applied(
         worker.flush()
         assert worker.lost == [job.id]
     assert queue.get(job.id).status is JobState.PENDING
+
+
+def test_with_a_prefetch_window_long_jobs_are_claimed_one_at_a_time(queue: Queue) -> None:
+    queue.enqueue_many([f"j{i}" for i in range(10)])
+    # Jobs that take 20 ms each, a window of 1 ms: never more than the job in hand.
+    with Worker(queue, "w1", batch=8, prefetch_seconds=0.001) as worker:
+        for _ in range(4):
+            job = worker.next()
+            assert job is not None
+            assert worker.buffered == 0
+            assert queue.stats().counts["processing"] == 1  # nothing hoarded by this worker
+            time.sleep(0.02)
+            worker.done(job)
+            worker.flush()
+
+
+def test_with_a_prefetch_window_short_jobs_are_claimed_in_batches(queue: Queue) -> None:
+    queue.enqueue_many([f"j{i}" for i in range(40)])
+    with Worker(queue, "w1", batch=8, prefetch_seconds=60.0) as worker:
+        first = worker.next()
+        assert first is not None and worker.buffered == 0  # pace unknown: one at first
+        worker.done(first)
+        second = worker.next()
+        assert second is not None
+        worker.done(second)
+        third = worker.next()  # two handouts gave a pace: the next claim fills the batch
+        assert third is not None and worker.buffered == 7
+
+
+def test_on_settled_hears_of_every_outcome_and_of_lost_leases(
+    queue: Queue, clock: FakeClock
+) -> None:
+    queue.enqueue_many(["a", "b"])
+    heard: list[tuple[int, bool]] = []
+    with Worker(
+        queue, "w1", batch=2, on_settled=lambda o, j: heard.append((o.job_id, j is not None))
+    ) as worker:
+        a, b = worker.next(), worker.next()
+        assert a is not None and b is not None
+        queue.mark_done(b.id, actor="carol")  # b's lease is taken away
+        worker.done(a)
+        worker.done(b)
+        worker.flush()
+    assert sorted(heard) == [(a.id, True), (b.id, False)]

@@ -20,7 +20,12 @@ groups calls):
 * A buffered job is only handed out while at least half of its lease is left; older
   ones are released with the next settlement and fresh ones claimed.
 * Outcomes whose lease was lost (rescued, operator action) are not applied; their ids
-  collect in ``lost``.
+  collect in ``lost``, and ``on_settled(outcome, job_or_None)`` hears of every outcome
+  once it was written (None: refused, the lease was lost).
+* ``prefetch_seconds`` keeps long jobs from being hoarded: the worker claims only as
+  many jobs as it expects to hand out within that time (from the pace it has been
+  handing them out at), at least one and at most ``batch``. Without it every claim
+  asks for ``batch``.
 """
 
 from __future__ import annotations
@@ -28,11 +33,11 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from pqcore.exceptions import InvalidArgument
-from pqcore.models import Job, Outcome
+from pqcore.models import Job, Outcome, SettleResult
 from pqcore.queue import Queue
 from pqcore.states import OutcomeKind
 from pqcore.validation import lease_seconds as check_lease
@@ -51,17 +56,25 @@ class Worker:
         queues: Sequence[str] | None = None,
         lease_seconds: float | None = None,
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+        prefetch_seconds: float | None = None,
+        on_settled: Callable[[Outcome, Job | None], None] | None = None,
     ) -> None:
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
             raise InvalidArgument("batch must be an integer from 1 to 10000")
         if not max_ack_delay >= 0:
             raise InvalidArgument("max_ack_delay must not be negative")
+        if prefetch_seconds is not None and not prefetch_seconds > 0:
+            raise InvalidArgument("prefetch_seconds must be positive")
         self.queue = queue
         self.consumer_id = consumer_id
         self.batch = batch
         self.queues = list(queues) if queues is not None else None
         self.lease_seconds = check_lease(queue.settings, lease_seconds)
         self.max_ack_delay = max_ack_delay
+        self.prefetch_seconds = prefetch_seconds
+        self.on_settled = on_settled
+        self._pace: float | None = None  # seconds between handouts, smoothed
+        self._handed_at: float | None = None
         self.lost: list[int] = []  # job ids whose outcome was refused: lease no longer held
         self.settled = 0
         # (job, when it was claimed): a lease's age is measured on this host's monotonic
@@ -86,6 +99,7 @@ class Worker:
             if self._ready:
                 job, claimed_at = self._ready.popleft()
                 if self._clock() - claimed_at < self.lease_seconds / 2:
+                    self._note_handout()
                     return job
                 # It waited in the buffer too long, and the rest waited longer: give
                 # them all back and claim fresh leases.
@@ -97,8 +111,9 @@ class Worker:
             # Claim first; waiting outcomes ride along only once they are due. A pickup
             # then never waits for the fsync of completions, and completions of many
             # batches share one durable commit (the flusher's, within max_ack_delay).
-            if self._settle(self.batch, with_outcomes=self._outcomes_due()):
+            if self._settle(self._claim_size(), with_outcomes=self._outcomes_due()):
                 continue
+            self._handed_at = None  # idle: the time until the next job is no job's pace
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self.queue.wait_for_jobs(remaining, self.queues):
                 return None
@@ -154,6 +169,32 @@ class Worker:
 
     # ------------------------------------------------------------ internals
 
+    def _note_handout(self) -> None:
+        now = time.monotonic()
+        if self._handed_at is not None:
+            gap = now - self._handed_at
+            self._pace = gap if self._pace is None else 0.7 * self._pace + 0.3 * gap
+        self._handed_at = now
+
+    def _claim_size(self) -> int:
+        if self.prefetch_seconds is None:
+            return self.batch
+        if self._pace is None:
+            return 1  # nothing known yet of how long a job takes here
+        wanted = int(self.prefetch_seconds / max(self._pace, 1e-6))
+        return max(1, min(self.batch, wanted))
+
+    def _report(self, outcomes: list[Outcome], result: SettleResult) -> None:
+        with self._lock:
+            self.settled += len(result.settled)
+            self.lost.extend(result.lost)
+        if self.on_settled is None:
+            return
+        settled = iter(result.settled)
+        lost = set(result.lost)
+        for outcome in outcomes:  # settled come back in the order the outcomes went in
+            self.on_settled(outcome, None if outcome.job_id in lost else next(settled, None))
+
     def _record(self, *outcomes: Outcome) -> None:
         if not outcomes:
             return
@@ -198,9 +239,7 @@ class Worker:
             with self._lock:  # nothing was written: keep them for the next attempt
                 self._outcomes[:0] = outcomes
             raise
-        with self._lock:
-            self.settled += len(result.settled)
-            self.lost.extend(result.lost)
+        self._report(outcomes, result)
         self._ready.extend((job, claimed_at) for job in result.claimed)
         return len(result.claimed)
 
@@ -234,9 +273,7 @@ class Worker:
                     with self._lock:
                         self._outcomes[:0] = outcomes
                     raise
-                with self._lock:
-                    self.settled += len(result.settled)
-                    self.lost.extend(result.lost)
+                self._report(outcomes, result)
         except BaseException as error:  # surfaced to the caller on its next call
             with self._lock:
                 self._flusher_error = error
