@@ -10,6 +10,7 @@ packages=(
     chromium chromium-driver                  # console browser tests
     docker.io docker-compose debootstrap      # container tests (base image built locally)
     openssl                                   # alert tests: a self-signed cert for SMTP STARTTLS
+    faketime                                  # clock-skew tests: a process whose clock is wrong
 )
 
 missing=()
