@@ -1,21 +1,8 @@
-"""Wake-ups for idle SQLite consumers on one host, instead of a tight poll.
-
-SQLite has no LISTEN/NOTIFY. Each waiting thread binds a unix datagram socket in a
-directory beside the database (``<db>-doorbell/``); whoever commits a change that makes
-jobs claimable sends one byte to every socket there. Unix sockets on a shared volume
-work across processes and containers of one host (one kernel).
-
-* No lost wake-up: a waiter binds before it checks the table, so a ring that lands
-  between its check and its wait is already queued on the socket.
-* Stale sockets (their process died) refuse the datagram and are removed by the ringer.
-* A full socket buffer means that waiter has a wake-up pending: skipped.
-* Anything that fails (read-only directory, no unix sockets) falls back to polling;
-  waiters also re-check on a slow timer, so a missed ring delays, never loses, work.
-
-Chosen over inotify on the WAL: every commit writes the WAL (completions, heartbeats),
-so inotify wakes idle consumers for changes that give them nothing to do, and it needs
-a C binding the standard library lacks.
-"""
+"""Wake-ups for idle SQLite consumers on one host, instead of a tight poll: each waiting
+thread binds a unix datagram socket in ``<db>-doorbell/``, and a commit that makes jobs
+claimable sends one byte to every socket there. Waiters bind before they check, so no
+ring is lost; anything that fails falls back to polling. Why this design, and not
+inotify on the WAL: docs/architecture.md, "Wake-ups"."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from pqcore.models import Job
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
+Body = Callable[["Session"], T]  # a transaction's work
 Params = Mapping[str, Any]
 
 
@@ -64,13 +65,7 @@ class Driver(abc.ABC):
     where: str  # for messages: a path, or user@host:port/db (never a password)
 
     @abc.abstractmethod
-    def write(
-        self,
-        body: Callable[[Session], T],
-        *,
-        durable: bool = True,
-        single_statement: bool = False,
-    ) -> T:
+    def write(self, body: Body[T], *, durable: bool = True, single_statement: bool = False) -> T:
         """Run ``body`` in one write transaction and commit; retried whole where the
         dialect says it is safe (busy, serialization failure). Any exception rolls back.
 

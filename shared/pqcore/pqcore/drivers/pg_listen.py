@@ -1,11 +1,7 @@
-"""LISTEN/NOTIFY for the PostgreSQL backend: idle consumers sleep until work arrives.
-
-Every transaction that makes a job pending (enqueue, release, rescue, retry, resubmit)
-sends ``NOTIFY pq_jobs, '<queue>'``; PostgreSQL delivers it when that transaction
-commits. A waiter LISTENs on a connection of its own (one per thread: a pooled
-connection cannot keep a LISTEN) *before* it checks for runnable jobs, so a job that
-arrives between the check and the sleep still wakes it.
-"""
+"""LISTEN/NOTIFY for the PostgreSQL driver: idle consumers sleep until work arrives.
+A waiter LISTENs on a connection of its own (a pooled one cannot keep a LISTEN) before
+it checks for jobs, so a NOTIFY committed between its check and its sleep still wakes
+it (docs/architecture.md, "Wake-ups")."""
 
 from __future__ import annotations
 

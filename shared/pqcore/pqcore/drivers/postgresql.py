@@ -1,18 +1,13 @@
 """The PostgreSQL driver: one database server shared by consumers on many hosts.
 
-Transactions run at READ COMMITTED. That is enough because every state change is a
-guarded UPDATE (``WHERE status = expected [AND lease_token = token]``) that re-checks the
-row it changes, and claims lock their rows with ``FOR UPDATE SKIP LOCKED``, so concurrent
-consumers never wait for one another. A transaction that still fails with a
-serialization failure or a deadlock is retried whole; one whose connection broke is
-retried only when the break came before COMMIT was sent (the server rolled it back, so
-nothing was applied twice). ``LISTEN/NOTIFY`` wakes idle consumers the moment work
-arrives. The clock is the server's (``transaction_timestamp()``): consumers and managers
-on hosts whose clocks disagree still agree on every lease, retry time and leadership term.
-"""
+READ COMMITTED is enough: every state change is a guarded UPDATE that re-checks its row,
+and claims lock theirs with ``FOR UPDATE SKIP LOCKED``. Serialization failures and
+deadlocks are retried whole; a transaction whose connection broke only when the break
+came before COMMIT was sent. The clock is the server's (``transaction_timestamp()``)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import threading
@@ -25,20 +20,11 @@ from psycopg import conninfo as pg_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from pqcore import exceptions as errors
 from pqcore import sql
 from pqcore.config import QueueSettings
-from pqcore.driver import Driver, Params, Row, Session, Sql
+from pqcore.driver import Body, Driver, Params, Row, Session, Sql
 from pqcore.drivers.pg_listen import CHANNEL, Connection, Listener
-from pqcore.exceptions import (
-    DatabaseBusy,
-    DatabaseCorrupt,
-    DatabaseNotFound,
-    DatabaseReadOnly,
-    DatabaseUnavailable,
-    DiskFull,
-    SchemaTooNew,
-    StorageError,
-)
 from pqcore.models import Job
 from pqcore.states import FINAL_STATES, JobState
 
@@ -84,12 +70,12 @@ def describe(url: str) -> str:
     return f"{user}{host}:{port}/{parts.get('dbname') or ''}"
 
 
-def translate(error: BaseException, where: str) -> StorageError:
+def translate(error: BaseException, where: str) -> errors.StorageError:
     """Turn a psycopg error into the queue's error with a message a person can act on."""
-    if isinstance(error, StorageError):
+    if isinstance(error, errors.StorageError):
         return error
     if isinstance(error, PoolTimeout):
-        return DatabaseUnavailable(
+        return errors.DatabaseUnavailable(
             f"no connection to PostgreSQL at {where} within {POOL_WAIT_SECONDS:g}s: "
             "the server is down or unreachable, or every pooled connection is busy"
         )
@@ -97,40 +83,42 @@ def translate(error: BaseException, where: str) -> StorageError:
     message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
     lowered = str(error).lower()
     if state in RETRYABLE_SQLSTATES or state == "55P03":  # 55P03: lock not available
-        return DatabaseBusy(
+        return errors.DatabaseBusy(
             f"PostgreSQL at {where} kept aborting the transaction ({message}); nothing was changed"
         )
     if state == "25006":
-        return DatabaseReadOnly(
+        return errors.DatabaseReadOnly(
             f"PostgreSQL at {where} is read-only (a standby, or default_transaction_read_only);"
             " nothing was changed"
         )
     if state == "53100" or "no space left on device" in lowered:
-        return DiskFull(
+        return errors.DiskFull(
             f"the disk of PostgreSQL at {where} is full; the change was rolled back and nothing"
             " was lost"
         )
     if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
-        return DatabaseNotFound(
+        return errors.DatabaseNotFound(
             f"no database at {where}: create it first (createdb, or CREATE DATABASE)"
         )
     if state in ("28P01", "28000") or "authentication failed" in lowered:
-        return DatabaseUnavailable(
+        return errors.DatabaseUnavailable(
             f"PostgreSQL at {where} refused the login: wrong user or password, or no"
             f" pg_hba.conf entry allows it ({_server_words(error)})"
         )
     if "connection refused" in lowered:
-        return DatabaseUnavailable(
+        return errors.DatabaseUnavailable(
             f"cannot connect to PostgreSQL at {where}: connection refused (is the server"
             " running and listening there?)"
         )
     if state == "53300":
-        return DatabaseUnavailable(f"PostgreSQL at {where} has too many connections")
+        return errors.DatabaseUnavailable(f"PostgreSQL at {where} has too many connections")
     if state.startswith(("08", "57P", "53")) or isinstance(error, psycopg.OperationalError):
-        return DatabaseUnavailable(f"PostgreSQL at {where} is unavailable: {_server_words(error)}")
+        return errors.DatabaseUnavailable(
+            f"PostgreSQL at {where} is unavailable: {_server_words(error)}"
+        )
     if state.startswith("XX"):
-        return DatabaseCorrupt(f"PostgreSQL at {where} reports an internal error: {message}")
-    return StorageError(f"PostgreSQL at {where}: {message}")
+        return errors.DatabaseCorrupt(f"PostgreSQL at {where} reports an internal error: {message}")
+    return errors.StorageError(f"PostgreSQL at {where}: {message}")
 
 
 def _server_words(error: BaseException) -> str:
@@ -150,7 +138,7 @@ class PostgresSession(Session):
         self.queues: set[str] = set()
 
     def _execute(self, query: str, params: Params | None) -> psycopg.Cursor[dict[str, Any]]:
-        statement = _render(query) if isinstance(query, Sql) else QUERIES[query]
+        statement = _dynamic(query) if isinstance(query, Sql) else QUERIES[query]
         return self.conn.execute(statement, params or {})
 
     def all(self, query: str, params: Params | None = None) -> list[Row]:
@@ -190,7 +178,7 @@ class PostgresDriver(Driver):
 
     def __init__(self, url: str, settings: QueueSettings, *, create: bool = True) -> None:
         # ``create`` is accepted for symmetry with SQLite: pq never creates a PostgreSQL
-        # database, so a missing one is DatabaseNotFound either way.
+        # database, so a missing one is errors.DatabaseNotFound either way.
         self.url = url
         self.where = describe(url)
         self.settings = settings
@@ -248,13 +236,7 @@ class PostgresDriver(Driver):
 
     # ------------------------------------------------------------ transactions
 
-    def write(
-        self,
-        body: Callable[[Session], T],
-        *,
-        durable: bool = True,
-        single_statement: bool = False,
-    ) -> T:
+    def write(self, body: Body[T], *, durable: bool = True, single_statement: bool = False) -> T:
         """A body of one statement runs without BEGIN/COMMIT (PostgreSQL makes it atomic
         by itself), and may be retried once on a fresh connection when the old one broke:
         every single-statement write here is guarded or idempotent, so a repeat after an
@@ -298,7 +280,7 @@ class PostgresDriver(Driver):
                     time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
                     continue
                 if committing and isinstance(error, psycopg.OperationalError):
-                    raise DatabaseUnavailable(
+                    raise errors.DatabaseUnavailable(
                         f"the connection to PostgreSQL at {self.where} broke while committing:"
                         " the change may or may not have been applied"
                     ) from None
@@ -369,17 +351,12 @@ class PostgresDriver(Driver):
 
     def _refuse_newer(self, current: int, latest: int) -> None:
         if current > latest:
-            raise SchemaTooNew(
+            raise errors.SchemaTooNew(
                 f"PostgreSQL at {self.where} has pq schema version {current};"
                 f" this pq knows up to {latest}"
             )
 
 
-_RENDERED: dict[str, bytes] = {}
-
-
-def _render(statement: Sql) -> bytes:
-    found = _RENDERED.get(statement)
-    if found is None:
-        found = _RENDERED[statement] = sql.render(statement, DIALECT).encode()
-    return found
+@functools.lru_cache(maxsize=512)
+def _dynamic(statement: str) -> bytes:
+    return sql.render_dynamic(statement, DIALECT).encode()

@@ -20,20 +20,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from pqcore import exceptions as errors
 from pqcore import sql
 from pqcore.config import QueueSettings
 from pqcore.doorbell import Doorbell
-from pqcore.driver import Driver, Params, Row, Session, Sql
-from pqcore.exceptions import (
-    DatabaseBusy,
-    DatabaseCorrupt,
-    DatabaseNotFound,
-    DatabaseReadOnly,
-    DatabaseUnavailable,
-    DiskFull,
-    SchemaTooNew,
-    StorageError,
-)
+from pqcore.driver import Body, Driver, Params, Row, Session, Sql
 from pqcore.models import Job
 from pqcore.states import STATE_BY_VALUE
 
@@ -66,32 +57,34 @@ def sqlite_path(url_or_path: str) -> str:
     return url_or_path
 
 
-def translate(error: sqlite3.Error, path: str) -> StorageError:
+def translate(error: sqlite3.Error, path: str) -> errors.StorageError:
     """Turn a sqlite3 error into the queue's error with a message a person can act on."""
     code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
     message = str(error)
     if code in (SQLITE_BUSY, SQLITE_LOCKED) or "locked" in message:
-        return DatabaseBusy(f"database {path} stayed locked by other writers; nothing was changed")
+        return errors.DatabaseBusy(
+            f"database {path} stayed locked by other writers; nothing was changed"
+        )
     if code == SQLITE_READONLY or "readonly" in message:
-        return DatabaseReadOnly(f"database {path} is read-only; nothing was changed")
+        return errors.DatabaseReadOnly(f"database {path} is read-only; nothing was changed")
     if code == SQLITE_FULL or "disk is full" in message:
-        return DiskFull(
+        return errors.DiskFull(
             f"disk holding {path} is full; the change was rolled back and nothing was lost"
         )
     if code == SQLITE_NOTADB or "not a database" in message:
-        return DatabaseCorrupt(f"{path} is not a queue database (file is not a database)")
+        return errors.DatabaseCorrupt(f"{path} is not a queue database (file is not a database)")
     if code == SQLITE_CORRUPT or "malformed" in message:
-        return DatabaseCorrupt(f"database {path} is corrupt: {message}")
+        return errors.DatabaseCorrupt(f"database {path} is corrupt: {message}")
     if code == SQLITE_CANTOPEN or "unable to open" in message:
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isfile(path) and not os.access(folder, os.W_OK):
             # A WAL database needs its -wal and -shm files beside it.
-            return DatabaseReadOnly(
+            return errors.DatabaseReadOnly(
                 f"database {path} is in a read-only directory (SQLite must create its -wal"
                 " and -shm files there); nothing was changed"
             )
-        return DatabaseUnavailable(f"cannot open database {path}: {message}")
-    return StorageError(f"database {path}: {message}")
+        return errors.DatabaseUnavailable(f"cannot open database {path}: {message}")
+    return errors.StorageError(f"database {path}: {message}")
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -105,7 +98,7 @@ class SQLiteSession(Session):
         self.rings = False
 
     def _execute(self, query: str, params: Params | None) -> sqlite3.Cursor:
-        statement = _render(query) if isinstance(query, Sql) else QUERIES[query]
+        statement = sql.render_dynamic(query, DIALECT) if isinstance(query, Sql) else QUERIES[query]
         return self.conn.execute(statement, _adapt(params))
 
     def all(self, query: str, params: Params | None = None) -> list[Row]:
@@ -160,15 +153,15 @@ class SQLiteDriver(Driver):
     def _prepare_file(self, create: bool) -> None:
         file = Path(self.path)
         if file.is_dir():
-            raise DatabaseUnavailable(f"{self.path} is a directory, not a database file")
+            raise errors.DatabaseUnavailable(f"{self.path} is a directory, not a database file")
         if file.exists():
             return
         if not create:
-            raise DatabaseNotFound(f"no queue database at {self.path}")
+            raise errors.DatabaseNotFound(f"no queue database at {self.path}")
         try:
             file.parent.mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DatabaseUnavailable(
+            raise errors.DatabaseUnavailable(
                 f"cannot create the directory for {self.path}: {error.strerror}"
             ) from None
 
@@ -242,13 +235,7 @@ class SQLiteDriver(Driver):
 
     # ------------------------------------------------------------ transactions
 
-    def write(
-        self,
-        body: Callable[[Session], T],
-        *,
-        durable: bool = True,
-        single_statement: bool = False,
-    ) -> T:
+    def write(self, body: Body[T], *, durable: bool = True, single_statement: bool = False) -> T:
         """``BEGIN IMMEDIATE``, retried whole on SQLITE_BUSY. ``durable=False`` commits
         at synchronous=NORMAL for this transaction only; the next durable commit of any
         process syncs it too (the WAL is synced whole)."""
@@ -368,7 +355,7 @@ class SQLiteDriver(Driver):
         except sqlite3.Error as error:
             raise translate(error, self.path) from None
         if current > latest:
-            raise SchemaTooNew(
+            raise errors.SchemaTooNew(
                 f"database {self.path} has schema version {current}; this pq knows up to {latest}"
             )
         if current == latest:
@@ -401,16 +388,8 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-_RENDERED: dict[str, str] = {}
 _JOB_FIELDS = tuple(Job.__dataclass_fields__)
 _STATUS_AT = _JOB_FIELDS.index("status")
-
-
-def _render(statement: Sql) -> str:
-    found = _RENDERED.get(statement)
-    if found is None:
-        found = _RENDERED[statement] = sql.render(statement, DIALECT)
-    return found
 
 
 def _adapt(params: Params | None) -> Params:

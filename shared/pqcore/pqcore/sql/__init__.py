@@ -2,7 +2,8 @@
 (``sqlite.sql``, ``postgresql.sql``), rendered for a driver's dialect.
 
 A query starts at a ``-- name: NAME`` line and runs to the next one. Comment lines in a
-body are dropped. A dialect file may override a shared query under the same name (its
+body are dropped. A name starting with ``_`` is a fragment, not a query: other queries
+take it in as ``{_name}``. A dialect file may override a shared query under the same name (its
 comment says why) or add one the other dialect does without.
 
 Rendering turns the shared spelling into the driver's: ``:name`` placeholders, ``:now``
@@ -28,7 +29,7 @@ _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 SHARED = "queries"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: one per driver
 class Dialect:
     """How one database spells what ``queries.sql`` writes once."""
 
@@ -79,12 +80,23 @@ def shared_names() -> frozenset[str]:
 def load(dialect: Dialect) -> dict[str, str]:
     """Every query for ``dialect``: the shared ones, overridden by the dialect's file."""
     merged = {**load_raw(SHARED), **load_raw(dialect.name)}
-    return {name: render(body, dialect) for name, body in merged.items()}
+    fragments = {name: body for name, body in merged.items() if name.startswith("_")}
+    return {
+        name: render(body, dialect, fragments)
+        for name, body in merged.items()
+        if not name.startswith("_")
+    }
 
 
-def render(text: str, dialect: Dialect) -> str:
-    """Shared spelling -> the dialect's: also for statements built at run time (filters)."""
-    macros = {**STATE_MACROS, **dialect.macros}
+@functools.lru_cache(maxsize=512)
+def render_dynamic(text: str, dialect: Dialect) -> str:
+    """A statement built at run time (a job filter), rendered once per text."""
+    return render(text, dialect)
+
+
+def render(text: str, dialect: Dialect, fragments: Mapping[str, str] | None = None) -> str:
+    """Shared spelling -> the dialect's."""
+    macros = {**STATE_MACROS, **dialect.macros, **(fragments or {})}
 
     def macro(match: re.Match[str]) -> str:
         try:
@@ -92,7 +104,7 @@ def render(text: str, dialect: Dialect) -> str:
         except KeyError:
             raise RuntimeError(f"unknown SQL macro {{{match.group(1)}}}") from None
 
-    text = _MACRO.sub(macro, text)
+    text = _MACRO.sub(macro, _MACRO.sub(macro, text))  # a fragment may hold macros
     text = _IN_LIST.sub(lambda m: dialect.in_list.format(param=":" + m.group(1)), text)
     if dialect.escape_percent:
         text = text.replace("%", "%%")

@@ -56,13 +56,7 @@ SELECT * FROM job_events
 -- The picked ids are materialized: PostgreSQL could otherwise run a SKIP LOCKED
 -- subquery once per outer row and claim more than :limit jobs.
 
--- name: claim_one_queue
-WITH picked AS MATERIALIZED (
-    SELECT id FROM jobs
-     WHERE status = 'pending' AND queue = :queue AND run_at <= :now
-     ORDER BY priority DESC, run_at, id
-     LIMIT :limit {skip_locked}
-)
+-- name: _claim_picked
 UPDATE jobs
    SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,
        lease_token = {new_token}, lease_expires_at = :now + :lease_seconds,
@@ -70,6 +64,15 @@ UPDATE jobs
        last_action = 'claim', last_actor = :consumer_id, last_detail = NULL
  WHERE id IN (SELECT id FROM picked) AND status = 'pending'
 RETURNING *;
+
+-- name: claim_one_queue
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs
+     WHERE status = 'pending' AND queue = :queue AND run_at <= :now
+     ORDER BY priority DESC, run_at, id
+     LIMIT :limit {skip_locked}
+)
+{_claim_picked};
 
 -- name: claim_in_queues
 WITH picked AS MATERIALIZED (
@@ -78,13 +81,7 @@ WITH picked AS MATERIALIZED (
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
 )
-UPDATE jobs
-   SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,
-       lease_token = {new_token}, lease_expires_at = :now + :lease_seconds,
-       started_at = :now, finished_at = NULL, updated_at = :now,
-       last_action = 'claim', last_actor = :consumer_id, last_detail = NULL
- WHERE id IN (SELECT id FROM picked) AND status = 'pending'
-RETURNING *;
+{_claim_picked};
 
 -- name: claim_any_queue
 WITH picked AS MATERIALIZED (
@@ -93,13 +90,7 @@ WITH picked AS MATERIALIZED (
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
 )
-UPDATE jobs
-   SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,
-       lease_token = {new_token}, lease_expires_at = :now + :lease_seconds,
-       started_at = :now, finished_at = NULL, updated_at = :now,
-       last_action = 'claim', last_actor = :consumer_id, last_detail = NULL
- WHERE id IN (SELECT id FROM picked) AND status = 'pending'
-RETURNING *;
+{_claim_picked};
 
 -- name: runnable_wait
 -- 0 when a job is runnable now, else the seconds until the next pending job comes due,
