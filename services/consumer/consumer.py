@@ -26,7 +26,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from pqcore import Job, LeaseLost, Outcome, OutcomeKind, PQError, Queue, StorageError
+from pqcore import ConsumerState, Job, LeaseLost, Outcome, OutcomeKind, PQError, Queue, StorageError
 from pqcore.worker import Worker
 from services.common import liveness
 from services.common.signals import StopRequest
@@ -371,7 +371,7 @@ class Consumer:
         try:
             known = self.queue.consumer_heartbeat(
                 self.consumer_id,
-                state="busy" if held else "idle",
+                state=ConsumerState.BUSY if held else ConsumerState.IDLE,
                 current_job_id=held.job.id if held else None,
                 jobs_done=self.jobs_done,
                 jobs_failed=self.jobs_failed,

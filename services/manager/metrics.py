@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from pqcore import Consumer, PQError, Queue, Stats
+from pqcore import Consumer, ConsumerState, PQError, Queue, Stats
 
 IS_LEADER = Gauge("pq_manager_is_leader", "1 while this manager holds the leadership lease")
 CYCLES = Counter("pq_manager_cycles_total", "maintenance cycles run as leader")
@@ -31,7 +31,7 @@ DEAD_LETTERED = Counter(
 CONSUMERS_MARKED_DEAD = Counter("pq_consumers_marked_dead_total", "consumers declared dead")
 JOBS_PURGED = Counter("pq_jobs_purged_total", "done jobs deleted by retention")
 
-CONSUMER_STATES = ("idle", "busy", "stopped", "dead")
+CONSUMER_STATES = tuple(state.value for state in ConsumerState)
 SCRAPE_TIMEOUT = 10.0
 
 

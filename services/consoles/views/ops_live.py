@@ -7,6 +7,7 @@ import time
 import pandas as pd
 import streamlit as st
 
+from pqcore import ConsumerState
 from services.consoles import charts, common, widgets
 
 SILENT_AFTER = 30.0  # seconds without a heartbeat before a live consumer is flagged
@@ -76,8 +77,12 @@ def live() -> None:
         silent = now - c.last_heartbeat
         flag = (
             "DEAD"
-            if c.state == "dead"
-            else ("silent" if c.state in ("idle", "busy") and silent > SILENT_AFTER else "")
+            if c.state == ConsumerState.DEAD
+            else (
+                "silent"
+                if c.state in (ConsumerState.IDLE, ConsumerState.BUSY) and silent > SILENT_AFTER
+                else ""
+            )
         )
         rows.append(
             {

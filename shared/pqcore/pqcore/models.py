@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pqcore.states import JobState
+from pqcore.states import ConsumerState, JobState, OutcomeKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +85,12 @@ class EnqueueRequest:
 class Outcome:
     """What a consumer reports for a job it holds, for ``settle_and_claim``.
 
-    ``kind`` is ``"done"``, ``"failed"`` or ``"release"``.
+    ``kind`` is an ``OutcomeKind`` (its value is accepted too).
     """
 
     job_id: int
     lease_token: str
-    kind: str = "done"
+    kind: str = OutcomeKind.DONE
     error: str | None = None
     retryable: bool = True
 
@@ -132,14 +132,16 @@ class Consumer:
     queues: str
     started_at: float
     last_heartbeat: float
-    state: str  # idle | busy | stopped | dead
+    state: ConsumerState
     current_job_id: int | None
     jobs_done: int
     jobs_failed: int
 
     @classmethod
     def from_row(cls, row: Any) -> Consumer:
-        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
+        values = {f.name: row[f.name] for f in dataclasses.fields(cls)}
+        values["state"] = ConsumerState(values["state"])
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
