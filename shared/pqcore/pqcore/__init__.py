@@ -49,10 +49,6 @@ from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
 
 __version__ = "0.1.0"
 
-# The design's name for the queue's interface.
-PersistentQInterface = Queue
-
-
 def open_queue(
     url_or_path: str | None = None,
     *,
@@ -111,7 +107,6 @@ __all__ = [
     "PQError",
     "Page",
     "PayloadTooLarge",
-    "PersistentQInterface",
     "Queue",
     "QueueSettings",
     "SettleResult",

@@ -46,3 +46,14 @@ SELECT CAST(at / :bucket AS INTEGER) * :bucket AS start,
  WHERE at >= :since
  GROUP BY 1
  ORDER BY 1;
+
+-- name: claim_any_queue
+-- SQLite's planner prefers jobs_status_id here and sorts every pending job for each
+-- claim; the claim-order index walks them in order and stops at :limit.
+WITH picked AS MATERIALIZED (
+    SELECT id FROM jobs INDEXED BY jobs_claim_any
+     WHERE status = 'pending' AND run_at <= :now
+     ORDER BY priority DESC, run_at, id
+     LIMIT :limit
+)
+{_claim_picked};
