@@ -49,6 +49,7 @@ from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
 
 __version__ = "0.1.0"
 
+
 def open_queue(
     url_or_path: str | None = None,
     *,

@@ -76,9 +76,11 @@ class Queue(Reading, Administration):
                 if values is not None and values["dedupe_key"] is None:
                     plain.append(values)
                     continue
-                if plain:  # one bulk insert for the run, keeping ids in input order
+                if len(plain) == 1:  # one statement, where the bulk path needs three
+                    jobs += session.jobs("job_insert_plain_one", {**plain[0], **shared})
+                elif plain:  # one bulk insert for the run, keeping ids in input order
                     jobs += session.insert_jobs(plain, shared)
-                    plain = []
+                plain = []
                 if values is not None:
                     jobs.append(self._insert_deduped(session, {**values, **shared}))
             session.notify({job.queue for job in jobs})

@@ -28,6 +28,14 @@ ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN {active_stat
 DO NOTHING
 RETURNING *;
 
+-- name: job_insert_plain_one
+-- One job without a dedupe key: no conflict is possible, so no upsert to pay for.
+INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
+                  created_at, updated_at, last_action, last_actor)
+VALUES (:queue, :data, 'pending', :priority, coalesce(:run_at, :now + :delay), 0,
+        :max_attempts, :now, :now, 'enqueue', :actor)
+RETURNING *;
+
 -- name: job_by_active_dedupe_key
 SELECT * FROM jobs WHERE dedupe_key = :dedupe_key AND status IN {active_states};
 
