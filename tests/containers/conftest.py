@@ -129,7 +129,11 @@ def docker_env(tmp_path_factory: pytest.TempPathFactory) -> DockerEnv:
         "PQ_GRAFANA_PORT": "0",
         "COMPOSE_PROJECT_NAME": "pq-ci-build",
     }
-    env.pop("PQ_DB", None)  # the Makefile exports the host's; containers use their volume
+    # A relative host PQ_DB, as a shell or an old Makefile sets for the local run: every
+    # stack here must still open the one database on its volume (compose reads
+    # PQ_STACK_DB, never PQ_DB), so each container test is also a test of that.
+    env["PQ_DB"] = "var/queue.db"
+    env.pop("PQ_STACK_DB", None)
     started = time.monotonic()
     run(["docker-compose", "-f", "compose.yaml", "build", *PQ_SERVICES], env=env, timeout=900)
     timings["image_build"] = time.monotonic() - started

@@ -62,6 +62,10 @@ def test_stack_starts_healthy_and_completes_jobs(stack: Stack) -> None:
         c for s in ("manager", "consumer", "producer", "admin") for c in stack.containers(s)
     ]
     assert len(containers) == 5
+    # The host's relative PQ_DB (set by the fixture, as a shell may) never reaches them.
+    for container in containers:
+        env = dict(e.split("=", 1) for e in stack.inspect(container)["Config"]["Env"])
+        assert env["PQ_DB"] == "/data/queue.db" and env["PQ_IN_CONTAINER"] == "1", env
     wait_for(
         lambda: all(stack.health(c) == "healthy" for c in containers),
         "every container healthy",
