@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-export PQ_DB ?= var/queue.db
 
 .DEFAULT_GOAL := help
 

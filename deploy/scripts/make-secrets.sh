@@ -51,7 +51,7 @@ printf '%s' "$postgres" >"$DIR/postgres-password"
 consoles: admin / $admin   (admin console http://localhost:8501, role admin)
 consoles: ops / $ops       (ops console http://localhost:8502, role ops)
 grafana:  admin / $grafana (http://localhost:3000)
-postgres profile: PQ_DB=postgresql://pq:$postgres@postgres:5432/pq
+postgres profile: PQ_STACK_DB=postgresql://pq:$postgres@postgres:5432/pq
 TXT
 )
 echo "make-secrets: wrote $DIR (passwords in $DIR/passwords.txt, readable only by you)" >&2

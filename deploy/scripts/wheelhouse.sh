@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds, on the host, the wheels every image installs (pqcore's and the services'
-# third-party dependencies plus setuptools to build pq itself), into a temp dir, then
-# swaps them into deploy/docker/wheelhouse/{services,consoles}/ for the Docker builds:
-# images then install with `pip install --no-index --find-links` and reach no index.
+# third-party dependencies, the manager's apprise, plus setuptools to build pq itself),
+# into a temp dir, then swaps them into deploy/docker/wheelhouse/{services,consoles}/
+# for the Docker builds: images then install with `pip install --no-index --find-links`
+# and reach no index.
 #
 # The host's Python must match the image's (bookworm's 3.11 for the local base image):
 # compiled wheels (psycopg-binary, numpy, pandas, pyarrow) are chosen for the host's ABI.
@@ -13,7 +14,8 @@ cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 DEST=deploy/docker/wheelhouse
 # The wheels depend only on the dependency lists and the Python: same key, nothing to do.
-key=$(cat pyproject.toml shared/pqcore/pyproject.toml <("$PYTHON" -VV) | sha256sum | cut -c1-16)
+# This script is part of the key: a change to what it builds rebuilds the wheelhouse.
+key=$(cat pyproject.toml shared/pqcore/pyproject.toml deploy/scripts/wheelhouse.sh <("$PYTHON" -VV) | sha256sum | cut -c1-16)
 if [ "$(cat "$DEST/.key" 2>/dev/null)" = "$key" ] && [ "${1:-}" != "--force" ]; then
     echo "wheelhouse: up to date ($DEST)" >&2
     exit 0
@@ -31,7 +33,9 @@ build() { # build <role dir> <requirements...>
     rm -f "$tmp/$role"/pqcore-*.whl "$tmp/$role"/pq_services-*.whl
 }
 
-build services './shared/pqcore[postgresql]' .
+# services: producer, consumer and manager; the manager also installs the notify extra
+# (apprise, for alerts), the others take only what they need from the same directory.
+build services './shared/pqcore[postgresql]' '.[notify]'
 build consoles './shared/pqcore[postgresql]' '.[consoles]'
 
 for role in services consoles; do

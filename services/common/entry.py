@@ -9,7 +9,8 @@ from typing import Any
 
 from loguru import logger
 
-from pqcore import PQError
+from pqcore import PQError, QueueSettings
+from services.common.container import container_database_problem
 from services.common.liveness import LIVENESS
 from services.common.logs import setup_logging
 
@@ -38,6 +39,12 @@ def run_service(name: str, run: Run, args: argparse.Namespace) -> int:
     setup_logging(name, log_dir=args.log_dir, level=args.log_level, json=args.log_json)
     LIVENESS.timeout = args.liveness_timeout
     try:
+        db = QueueSettings.from_env(db=getattr(args, "db", None)).db
+        problem = container_database_problem(db)
+        if problem is not None:
+            # One line, then a non-zero exit: a private database must never look healthy.
+            logger.error("{} refused to start: {}", name, problem)
+            return 2
         return run(args)
     except PQError as error:
         logger.error("{} stopped: {}", name, error)

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from pqcore.config import DEFAULT_DB
+from services.common.container import container_database_problem
 from services.consoles import auth
 
 APPS = {"admin": ("admin_app.py", 8501), "ops": ("ops_app.py", 8502)}
@@ -74,6 +76,10 @@ def run_console(args: argparse.Namespace) -> int:
     db = args.console_db or args.db
     if db:
         env["PQ_DB"] = db
+    problem = container_database_problem(env.get("PQ_DB") or DEFAULT_DB, env)
+    if problem is not None:
+        print(f"pq console {args.console}: refused to start: {problem}", file=sys.stderr)
+        return 2
     try:
         users = auth.load_users(env)
         auth.session_seconds(env)

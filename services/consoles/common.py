@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from pqcore import PQError, Queue, QueueSettings, open_queue
+from services.common.claims import ClaimWatch
 from services.consoles import auth
 
 SESSION_KEY = "pq_session"
@@ -43,6 +44,16 @@ def queue() -> Iterator[Queue]:
         st.error(f"The queue reported an error: {error}")
     finally:
         handle.close()
+
+
+@st.cache_resource
+def _claim_watch(db: str) -> ClaimWatch:
+    return ClaimWatch()
+
+
+def claim_watch() -> ClaimWatch:
+    """One per process and database: each refresh reads only the history that is new."""
+    return _claim_watch(database())
 
 
 # ------------------------------------------------------------------ login

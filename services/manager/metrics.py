@@ -11,6 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
 from pqcore import Consumer, ConsumerState, PQError, Queue, Stats
+from services.common.claims import ClaimWatch
 
 IS_LEADER = Gauge("pq_manager_is_leader", "1 while this manager holds the leadership lease")
 CYCLES = Counter("pq_manager_cycles_total", "maintenance cycles run as leader")
@@ -37,33 +38,38 @@ SCRAPE_TIMEOUT = 10.0
 
 class QueueCollector(Collector):
     """Reads the database when Prometheus scrapes: depth per status, oldest pending age,
-    dead-letter size, stalled jobs and consumers per state. A database error leaves
-    these series out of that scrape (and is logged) rather than failing the endpoint."""
+    dead-letter size, stalled jobs, consumers per state and the seconds since the last
+    claim. A database error leaves these series out of that scrape (and is logged)
+    rather than failing the endpoint."""
 
-    def __init__(self, open_queue: Callable[[], Queue]) -> None:
+    def __init__(self, open_queue: Callable[[], Queue], claims: ClaimWatch | None = None) -> None:
         self._open = open_queue
         self._queue: Queue | None = None
+        self._claims = claims or ClaimWatch()
         # The HTTP server answers each scrape on a new thread; reading on one worker
         # thread keeps it to one database connection for the life of the process.
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrape")
 
-    def _read(self) -> tuple[Stats, list[Consumer]]:
+    def _read(self) -> tuple[Stats, list[Consumer], float]:
         if self._queue is None:
             self._queue = self._open()
-        return self._queue.stats(), self._queue.consumers()
+        queue = self._queue
+        return queue.stats(), queue.consumers(), self._claims.seconds_since_claim(queue)
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families(None, [])
+        yield from self._families(None, [], 0.0)
 
     def collect(self) -> Iterator[Metric]:
         try:
-            stats, consumers = self._reader.submit(self._read).result(timeout=SCRAPE_TIMEOUT)
+            read = self._reader.submit(self._read).result(timeout=SCRAPE_TIMEOUT)
         except (PQError, TimeoutError) as error:
             logger.warning("metrics scrape could not read the queue: {}", error or "timeout")
             return
-        yield from self._families(stats, consumers)
+        yield from self._families(*read)
 
-    def _families(self, stats: Stats | None, consumers: list[Consumer]) -> Iterator[Metric]:
+    def _families(
+        self, stats: Stats | None, consumers: list[Consumer], since_claim: float
+    ) -> Iterator[Metric]:
         if stats is None:  # describe(): names only, no database access at registration
             stats = Stats(counts={}, oldest_pending_age=None, stalled=0, dead_letter=0, total=0)
         jobs = GaugeMetricFamily("pq_queue_jobs", "jobs per status", labels=["status"])
@@ -90,6 +96,14 @@ class QueueCollector(Collector):
         for state, n in counts.items():
             per_state.add_metric([state], n)
         yield per_state
+        # With pq_oldest_pending_age_seconds: runnable jobs waiting while nobody claims
+        # (alert PQJobsPendingNothingClaimed, services/common/claims.py).
+        yield GaugeMetricFamily(
+            "pq_last_claim_age_seconds",
+            "seconds since the newest claim in the queue's history (at least; counted from"
+            " the oldest history this manager read when none was seen)",
+            value=since_claim,
+        )
 
 
 def register_queue_collector(open_queue: Callable[[], Queue]) -> QueueCollector:

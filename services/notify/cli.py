@@ -10,11 +10,6 @@ import argparse
 import sys
 from typing import Any
 
-from services.notify.channels import ChannelConfigError, load_channels
-from services.notify.messages import trial_message
-from services.notify.notifier import Notifier
-from services.notify.settings import NotifySettings, NotifySettingsError
-
 HELP = "send a test message through every configured alert channel (PQ_NOTIFY_URLS/CONFIG)"
 
 
@@ -34,7 +29,22 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not at registration: `pq` registers every command at start, and an
+    # image without the notify extra (consumer, producer) must not warn on every command.
     from services.common.logs import setup_logging
+    from services.notify.settings import NotifySettings, NotifySettingsError
+
+    try:
+        from services.notify.channels import ChannelConfigError, load_channels
+        from services.notify.messages import trial_message
+        from services.notify.notifier import Notifier
+    except ImportError as error:
+        print(
+            f"pq notify-test: error: alerts need apprise ({error}); install"
+            " 'pq-services[notify]' (the manager image has it)",
+            file=sys.stderr,
+        )
+        return 2
 
     setup_logging("notify-test", log_dir=None, level="WARNING")
     try:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import atexit
 import os
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from services.notify.channels import ChannelConfigError, load_channels
-from services.notify.notifier import Notifier
 from services.notify.settings import NotifySettings, NotifySettingsError
+
+if TYPE_CHECKING:
+    from services.notify.notifier import Notifier
 
 OFF = ("0", "false", "no", "off")
 
@@ -28,6 +30,21 @@ def make_subscriber() -> Notifier | None:
         if not settings.configured:
             logger.info("alerts off: no channel (set PQ_NOTIFY_URLS or PQ_NOTIFY_CONFIG)")
             return None
+    except NotifySettingsError as error:
+        logger.error("alerts off: {}", error)
+        return None
+    # apprise is needed only once a channel is configured: then its absence is an error.
+    try:
+        from services.notify.channels import ChannelConfigError, load_channels
+        from services.notify.notifier import Notifier
+    except ImportError as error:
+        logger.error(
+            "alerts off: channels are configured but apprise is missing ({}); install"
+            " 'pq-services[notify]'",
+            error,
+        )
+        return None
+    try:
         channels = load_channels(settings)
     except (NotifySettingsError, ChannelConfigError) as error:
         logger.error("alerts off: {}", error)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
-from pqcore import EnqueueRequest, Queue
+from pqcore import EnqueueRequest, Queue, open_queue
+from tests.backends import FakeClock
 from tests.consoles.conftest import logged_in
 from tests.consoles.seeding import Seeded
 
@@ -145,3 +148,42 @@ def test_ops_live_view_flags_stalled_jobs(
     assert metrics["Stalled"] == "1"
     stalled = at.dataframe[0].value
     assert list(stalled["id"]) == [held.id] and list(stalled["consumer"]) == ["worker-z"]
+
+
+def seed_unclaimed(db: Path, *, live_consumer: bool) -> None:
+    """A job runnable for ten minutes and no claim for an hour, written at those times."""
+    now = time.time()
+    clock = FakeClock(now - 3600)
+    with open_queue(str(db), clock=clock) as queue:
+        queue.enqueue("jobs/early.txt")
+        [job] = queue.claim("worker-a")
+        queue.complete(job.id, job.lease_token or "")
+        clock.now = now - 600
+        queue.enqueue("jobs/waiting.txt")
+        if live_consumer:
+            clock.now = now - 1
+            queue.consumer_register("worker-a", host="host-a", pid=101, queues="emails")
+
+
+def test_ops_live_view_warns_when_jobs_wait_and_nothing_is_claimed(console_env, db: Path) -> None:
+    seed_unclaimed(db, live_consumer=True)
+    at = logged_in("ops", "bob")
+    assert not at.exception
+    [warning] = at.warning
+    assert warning.value.startswith("Jobs are waiting and nothing is being claimed")
+    assert "1 live consumer(s) are registered but took none" in warning.value
+    assert {m.label: m.value for m in at.metric}["Pending"] == "1"
+
+
+def test_ops_live_view_warns_when_no_consumer_is_registered(console_env, db: Path) -> None:
+    seed_unclaimed(db, live_consumer=False)
+    at = logged_in("ops", "bob")
+    [warning] = at.warning
+    assert "no live consumer is registered in this database" in warning.value
+    assert "PQ_STACK_DB" in warning.value
+
+
+def test_ops_live_view_has_no_warning_while_jobs_are_taken(console_env, seeded: Seeded) -> None:
+    at = logged_in("ops", "bob")  # three jobs pending, but claimed-from a moment ago
+    assert {m.label: m.value for m in at.metric}["Pending"] == "3"
+    assert not at.warning

@@ -8,6 +8,7 @@ host and builds the pq images from the local base. Each test gets its own compos
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -25,7 +26,11 @@ from tests.conftest import ROOT, require
 
 SCRIPTS = ROOT / "deploy" / "scripts"
 TEST_OVERRIDE = Path(__file__).with_name("compose.test.yaml")
-IMAGE_PREFIX = os.environ.get("PQ_CI_IMAGE_PREFIX", "pq-ci-test")
+# Images and the build project are named after this checkout: a test run of another
+# checkout (a second worktree) on the same Docker daemon builds and tags its own images,
+# so it can never replace the images this run is testing between two of its tests.
+CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
+IMAGE_PREFIX = os.environ.get("PQ_CI_IMAGE_PREFIX", f"pq-ci-test-{CHECKOUT}")
 PQ_SERVICES = ("producer", "consumer", "manager", "admin")
 
 # Run inside a pq container: every job with its history, and the consumers table, as JSON.
@@ -127,9 +132,13 @@ def docker_env(tmp_path_factory: pytest.TempPathFactory) -> DockerEnv:
         "PQ_OPS_PORT": "0",
         "PQ_PROMETHEUS_PORT": "0",
         "PQ_GRAFANA_PORT": "0",
-        "COMPOSE_PROJECT_NAME": "pq-ci-build",
+        "COMPOSE_PROJECT_NAME": f"pq-ci-build-{CHECKOUT}",
     }
-    env.pop("PQ_DB", None)  # the Makefile exports the host's; containers use their volume
+    # A relative host PQ_DB, as a shell or an old Makefile sets for the local run: every
+    # stack here must still open the one database on its volume (compose reads
+    # PQ_STACK_DB, never PQ_DB), so each container test is also a test of that.
+    env["PQ_DB"] = "var/queue.db"
+    env.pop("PQ_STACK_DB", None)
     started = time.monotonic()
     run(["docker-compose", "-f", "compose.yaml", "build", *PQ_SERVICES], env=env, timeout=900)
     timings["image_build"] = time.monotonic() - started

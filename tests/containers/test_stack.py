@@ -46,14 +46,6 @@ def processing_job(stack: Stack) -> dict[str, Any] | None:
     return jobs[0] if jobs else None
 
 
-def container_of(stack: Stack, consumer_id: str) -> str:
-    """The consumer container whose hostname (its short id) starts the consumer id."""
-    for container in stack.containers("consumer"):
-        if consumer_id.startswith(stack.inspect(container)["Config"]["Hostname"] + "-"):
-            return container
-    raise AssertionError(f"no running container holds consumer {consumer_id}")
-
-
 def test_stack_starts_healthy_and_completes_jobs(stack: Stack) -> None:
     started = time.monotonic()
     stack.up("manager", "consumer", "producer", "admin", scale_consumers=2)
@@ -62,6 +54,10 @@ def test_stack_starts_healthy_and_completes_jobs(stack: Stack) -> None:
         c for s in ("manager", "consumer", "producer", "admin") for c in stack.containers(s)
     ]
     assert len(containers) == 5
+    # The host's relative PQ_DB (set by the fixture, as a shell may) never reaches them.
+    for container in containers:
+        env = dict(e.split("=", 1) for e in stack.inspect(container)["Config"]["Env"])
+        assert env["PQ_DB"] == "/data/queue.db" and env["PQ_IN_CONTAINER"] == "1", env
     wait_for(
         lambda: all(stack.health(c) == "healthy" for c in containers),
         "every container healthy",
@@ -90,37 +86,50 @@ def test_stack_starts_healthy_and_completes_jobs(stack: Stack) -> None:
         assert response.status == 200
 
 
-def kill_holder(stack: Stack) -> tuple[dict[str, Any], str]:
-    """SIGKILL the consumer container holding a job; returns the job and the container.
+def kill_holder(stack: Stack) -> tuple[list[dict[str, Any]], str]:
+    """SIGKILL the one consumer container while it holds work; returns the jobs it held
+    (read after the kill) and its hostname.
 
-    The work lasts 6-8 s here, so the job is still held when the kill lands; the
-    snapshot after the kill proves it (else the test would prove nothing)."""
-    held = wait_for(lambda: processing_job(stack), "a job being processed", timeout=60)
-    victim = container_of(stack, held["consumer_id"])
+    Only one consumer runs, and more jobs wait than it finishes before the kill lands:
+    it settles a job and claims the next in one transaction, so from its first claim to
+    its last it always holds one. Which job it held is read after the kill, so the test
+    never races the consumer for the moment of a claim or a completion. The container
+    is then removed, so compose starts a fresh consumer instead of restarting it.
+    """
+    [victim] = stack.containers("consumer")
+    host = stack.inspect(victim)["Config"]["Hostname"]
+    wait_for(lambda: processing_job(stack), "a job being processed", timeout=60)
     run(["docker", "kill", victim])
     assert not stack.inspect(victim)["State"]["Running"]
-    # The victim must not have finished the job before the kill landed. (Whether it is
-    # still "processing" by then is a race: under load the snapshot, a docker exec, can
-    # take longer than the 6 s lease, and the manager may already have rescued it.)
-    still = next(j for j in stack.snapshot()["jobs"] if j["id"] == held["id"])
-    assert still["status"] in ("processing", "pending"), still
-    assert held["consumer_id"] not in still["completed_by"], still
-    return held, victim
+    # Jobs the victim held when it died: still processing, or already rescued by the
+    # manager (under load the snapshot, a docker exec, can outlast the 6 s lease); a
+    # rescued job keeps the victim's consumer id until it is claimed again.
+    snap = stack.snapshot()["jobs"]
+    held = [
+        j
+        for j in snap
+        if j["status"] in ("processing", "pending")
+        and (j["consumer_id"] or "").startswith(host + "-")
+    ]
+    assert held, "the kill landed between jobs: it proves nothing"
+    run(["docker", "rm", victim])
+    return held, host
 
 
 def test_killed_consumer_job_is_recovered_and_completed_once(stack: Stack) -> None:
     stack.env.update(PQ_TEST_WORK_MIN="6", PQ_TEST_WORK_MAX="8")
-    stack.up("manager", "consumer", scale_consumers=2)
-    stack.produce(3)
-    held, victim = kill_holder(stack)
+    stack.up("manager", "consumer", scale_consumers=1)
+    stack.produce(5)  # 30-40 s of work for one consumer: it is holding one when killed
+    held, victim_host = kill_holder(stack)
+    stack.up("consumer", scale_consumers=1)  # a fresh consumer takes over
 
-    snap = wait_for(lambda: all_done(stack, 3), "all three jobs done", timeout=120, every=1)
+    snap = wait_for(lambda: all_done(stack, 5), "all five jobs done", timeout=180, every=1)
     done_exactly_once(snap)
-    job = next(j for j in snap["jobs"] if j["id"] == held["id"])
-    assert "rescue" in job["actions"], job  # the manager took it back when the lease expired
-    victim_host = stack.inspect(victim)["Config"]["Hostname"]
-    assert not job["completed_by"][0].startswith(victim_host + "-"), job
-    survivor = stack.containers("consumer")[0]
+    for orphan in held:
+        job = next(j for j in snap["jobs"] if j["id"] == orphan["id"])
+        assert "rescue" in job["actions"], job  # the manager took it back: lease expired
+        assert not job["completed_by"][0].startswith(victim_host + "-"), job
+    [survivor] = stack.containers("consumer")
     for j in snap["jobs"]:
         assert completion_lines(stack, survivor, j) == 1, j  # the job file: one line per job
 
@@ -145,21 +154,23 @@ def test_killed_manager_is_restarted_and_resumes(stack: Stack) -> None:
 
     # Now a consumer dies holding a job and a fresh one joins: only the restarted
     # manager can give the orphaned job back.
-    stack.produce(2)
+    stack.produce(3)
     held, _ = kill_holder(stack)
-    stack.up("consumer", scale_consumers=2)
+    stack.up("consumer", scale_consumers=1)
 
-    snap = wait_for(lambda: all_done(stack, 2), "both jobs done", timeout=120, every=1)
+    snap = wait_for(lambda: all_done(stack, 3), "all three jobs done", timeout=180, every=1)
     done_exactly_once(snap)
-    job = next(j for j in snap["jobs"] if j["id"] == held["id"])
-    assert "rescue" in job["actions"], job
+    for orphan in held:
+        job = next(j for j in snap["jobs"] if j["id"] == orphan["id"])
+        assert "rescue" in job["actions"], job
     metrics = stack.exec_python(
         manager,
         "import urllib.request; print(urllib.request.urlopen("
         "'http://127.0.0.1:9100/metrics', timeout=5).read().decode())",
     )
     assert "pq_manager_is_leader 1.0" in metrics
-    assert 'pq_stalled_jobs_recovered_total{reason="lease_expired"} 1.0' in metrics
+    recovered = f'pq_stalled_jobs_recovered_total{{reason="lease_expired"}} {len(held)}.0'
+    assert recovered in metrics
 
 
 def test_stack_stop_and_start_loses_nothing(stack: Stack) -> None:

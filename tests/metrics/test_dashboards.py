@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import yaml
 
-from pqcore import open_queue
+from pqcore import JobState, open_queue
 from tests.conftest import ROOT, pq_command, require
 from tests.support import free_port, wait_for
 
@@ -30,6 +30,8 @@ pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
+SERVED = "default"  # the producer's queue, the only one the consumers take jobs from
+UNSERVED = "dashboard-test"  # the test's own: no consumer competes for its jobs
 
 # Grafana's variables, as Grafana would fill them for a 15 s scrape interval.
 GRAFANA_VARIABLES = {
@@ -76,7 +78,8 @@ def services(tmp_path: Path) -> Iterator[dict[str, Any]]:
     """Producer, two consumers and the manager as real processes, each with a metrics port."""
     db = tmp_path / "queue.db"
     jobs = tmp_path / "jobs"
-    env = {**os.environ, "PQ_DB": str(db), "PQ_JOBS_DIR": str(jobs), "PQ_LOG_DIR": str(tmp_path)}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PQ_")}  # no shell settings
+    env.update(PQ_DB=str(db), PQ_JOBS_DIR=str(jobs), PQ_LOG_DIR=str(tmp_path))
     ports = {
         "manager": [free_port()],
         "producer": [free_port()],
@@ -88,9 +91,13 @@ def services(tmp_path: Path) -> Iterator[dict[str, Any]]:
             ports["manager"][0],
             ["--rescue-interval", "1", "--leader-ttl", "5", "--check-interval", "5"],
         ),
-        ("producer", ports["producer"][0], ["--interval", "0.5"]),
+        ("producer", ports["producer"][0], ["--interval", "0.5", "--queue", SERVED]),
         *[
-            ("consumer", port, ["--work-min", "0.1", "--work-max", "0.4", "--lease", "5"])
+            (
+                "consumer",
+                port,
+                ["--work-min", "0.1", "--work-max", "0.4", "--lease", "5", "--queues", SERVED],
+            )
             for port in ports["consumer"]
         ],
     ]
@@ -183,9 +190,11 @@ def test_every_panel_query_returns_data(services: dict[str, Any], prometheus: st
     queries = panel_queries()
     assert len(queries) >= 20
 
-    # What only happens on trouble, made to happen: a job whose file does not exist
-    # (a permanent failure), and a job claimed by a holder that never returns (the
-    # manager recovers it when its lease expires).
+    # What only happens on trouble, made to happen without ever competing with the
+    # consumers under test: a job whose file does not exist, which a consumer fails for
+    # good (the system makes the dead letter; the test only enqueues it), and a job in a
+    # queue no consumer serves, claimed by a holder that never returns (the claim cannot
+    # lose a race; the manager recovers the job once its 1 s lease expires).
     queue = wait_for(
         lambda: services["db"].exists() and open_queue(str(services["db"])),
         30,
@@ -193,18 +202,20 @@ def test_every_panel_query_returns_data(services: dict[str, Any], prometheus: st
         interval=1,
     )
     try:
-        queue.enqueue("no-such-file.txt")
-        wait_for(lambda: queue.stats().counts.get("pending", 0) > 0, 30, "a pending job", 1)
-        held = wait_for(
-            lambda: queue.claim("vanished-consumer", lease_seconds=1),
+        lost = queue.enqueue("no-such-file.txt", queue=SERVED, max_attempts=1)
+        abandoned = queue.enqueue("abandoned.txt", queue=UNSERVED)
+        [held] = queue.claim("vanished-consumer", queues=[UNSERVED], lease_seconds=1)
+        assert held.id == abandoned.id
+        wait_for(
+            lambda: "rescue" in [e.action for e in queue.history(held.id)],
             30,
-            "a job claimed by a holder that then disappears",
+            "the manager recovering the abandoned job",
             interval=1,
         )
         wait_for(
-            lambda: "rescue" in [e.action for e in queue.history(held[0].id)],
+            lambda: queue.get(lost.id).status is JobState.PERMANENTLY_FAILED,
             30,
-            "the manager recovering the abandoned job",
+            "a consumer dead-lettering the job without a file",
             interval=1,
         )
     finally:

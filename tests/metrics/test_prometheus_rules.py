@@ -31,7 +31,7 @@ def test_config_is_valid() -> None:
 def test_rules_are_valid() -> None:
     result = promtool("check", "rules", "alerts.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 rules found" in result.stdout
+    assert "9 rules found" in result.stdout
 
 
 def test_alert_unit_tests_pass() -> None:

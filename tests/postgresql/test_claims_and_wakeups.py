@@ -5,8 +5,9 @@ kept as appended deltas."""
 from __future__ import annotations
 
 import multiprocessing
+import os
+import sys
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from pqcore import JobState, Outcome, Queue, open_queue, reading
 from pqcore.drivers.postgresql import PostgresDriver
+from tests.support import wait_for
 
 
 def drain(url: str, consumer_id: str) -> list[int]:
@@ -58,28 +60,57 @@ def test_claims_skip_rows_another_transaction_holds(pg_url: str) -> None:
         assert later.id == first.id
 
 
+# The waiter's timeout and its poll: an hour each, so only a NOTIFY can end its wait
+# within the test (a wait that ends by timeout also looks again, and would find the job).
+SLEEP_SECONDS = 3600.0
+WAKE_BOUND = 30.0  # seconds the test gives the woken waiter: far below the hour
+
+
+def blocked_on_notifications(thread: threading.Thread) -> bool:
+    """True while ``thread`` is inside psycopg's ``Connection.notifies()`` with a timeout
+    above a second: sleeping on its LISTEN connection, its look for work done. (The
+    re-arm before each look drains pending notifications with ``timeout=0``.)"""
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "notifies" and f"{os.sep}psycopg{os.sep}" in code.co_filename:
+            timeout = frame.f_locals.get("timeout")
+            return isinstance(timeout, int | float) and timeout > 1
+        frame = frame.f_back
+    return False
+
+
 def test_an_idle_waiter_wakes_on_notify_not_on_its_poll(
     pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(PostgresDriver, "recheck_seconds", 60.0)  # only NOTIFY can wake it
-    woke: list[tuple[bool, float]] = []
+    """The job is enqueued only once the waiter is provably asleep on LISTEN, with its
+    timeout and its re-check an hour away: only the NOTIFY can wake it within the test.
+    A second, independent LISTEN connection sees the NOTIFY the enqueue sent."""
+    woke: list[bool] = []
+    monkeypatch.setattr(PostgresDriver, "recheck_seconds", SLEEP_SECONDS)
     with open_queue(pg_url) as waiter, open_queue(pg_url) as producer:
-        assert waiter.wait_for_jobs(0.05) is False
-        listening = threading.Event()
-
-        def wait() -> None:
-            listening.set()
-            started = time.monotonic()
-            woke.append((waiter.wait_for_jobs(30.0), time.monotonic() - started))
-
-        thread = threading.Thread(target=wait)
+        thread = threading.Thread(
+            target=lambda: woke.append(waiter.wait_for_jobs(SLEEP_SECONDS)), daemon=True
+        )
         thread.start()
-        listening.wait(5)
-        producer.enqueue("jobs/1.txt")
-        thread.join(40)
-    [(found, waited)] = woke
-    assert found is True
-    assert waited < 30.0  # returned on the notification, long before its timeout
+        wait_for(
+            lambda: blocked_on_notifications(thread) or not thread.is_alive(),
+            15,
+            "the waiter asleep on its LISTEN connection",
+            interval=0.01,
+        )
+        assert thread.is_alive() and woke == []  # nothing to find yet: it sleeps
+
+        with psycopg.connect(pg_url, autocommit=True) as observer:
+            observer.execute("LISTEN pq_jobs")
+            job = producer.enqueue("jobs/1.txt")
+            seen = list(observer.notifies(timeout=10, stop_after=1))
+        thread.join(WAKE_BOUND)
+        assert not thread.is_alive(), "the NOTIFY did not wake the waiter"
+        claimed = waiter.claim("waiter")
+    assert [(n.channel, n.payload) for n in seen] == [("pq_jobs", "default")]
+    assert woke == [True]
+    assert [j.id for j in claimed] == [job.id]
 
 
 def test_a_waiter_for_one_queue_ignores_work_in_another(pg_url: str) -> None:

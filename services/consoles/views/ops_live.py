@@ -32,6 +32,10 @@ def live() -> None:
     now = time.time()
     with common.queue() as queue:
         stats = queue.stats()
+        # Jobs waiting while nobody claims: every other number here can look normal.
+        health = common.claim_watch().health(queue, stats=stats)
+        if health.unclaimed:
+            st.warning(health.describe(), icon=":material/warning:")
         widgets.status_metrics(stats)
         recent = queue.throughput(now - 60, bucket_seconds=60)
         enqueued = sum(b.enqueued for b in recent)
