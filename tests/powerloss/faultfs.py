@@ -151,7 +151,7 @@ class Disk:
         for ino in referenced:
             mode = self.durable_modes.get(ino, stat.S_IFREG | 0o644)
             node = Node(ino, mode, name=names[ino])
-            if not node.is_dir:
+            if stat.S_ISREG(mode):
                 node.backing = self.inodes_dir / str(ino)
                 if node.backing.exists():
                     st = node.backing.stat()
@@ -219,7 +219,7 @@ class Disk:
         return self.node_at(path)
 
     def attrs(self, node: Node) -> dict[str, Any]:
-        size = 4096 if node.is_dir else node.size
+        size = 4096 if node.is_dir else node.size if node.backing else 0
         return {
             "st_ino": node.ino,
             "st_mode": node.mode,
@@ -247,6 +247,9 @@ class Disk:
     def _journal(self, op: tuple[Any, ...], dirs: set[int]) -> None:
         _apply(self.live, op)
         self.journal.append((*op, frozenset(dirs)))
+        now = time.time_ns()
+        for ino in dirs:  # a directory's mtime tells listers (the doorbell) to look again
+            self.nodes[ino].mtime_ns = now
 
     def new_node(self, path: str, mode: int) -> Node:
         parent = self.node_at(_parent(path))
@@ -257,7 +260,7 @@ class Disk:
         self._check("create", None)
         node = Node(self.next_ino, mode, name=os.path.basename(path))
         self.next_ino += 1
-        if not node.is_dir:
+        if stat.S_ISREG(mode):
             node.backing = self.inodes_dir / str(node.ino)
         self.nodes[node.ino] = node
         self._journal(("link", path, node.ino), {parent.ino})
@@ -566,6 +569,14 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
             with disk.lock:
                 node = disk.node_for(path, fh)
                 disk.fsync(node)
+            return 0
+
+        def mknod(self, path: str, mode: int, dev: int) -> int:
+            """Unix sockets and FIFOs (the doorbell binds its sockets beside the database)."""
+            if not (stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode)):
+                raise OSError(errno.EPERM, path)
+            with disk.lock:
+                disk.new_node(path, mode)
             return 0
 
         def mkdir(self, path: str, mode: int) -> int:
