@@ -618,6 +618,14 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
                 node.mtime_ns = times[1] if times else time.time_ns()
             return 0
 
+        def access(self, path: str, amode: int) -> int:
+            """A read-only filesystem answers access(W_OK) with EROFS, as the kernel does."""
+            with disk.lock:
+                disk.node_at(path)
+                if amode & os.W_OK and any(f.kind == "erofs" for f in disk.faults):
+                    raise OSError(errno.EROFS, path)
+            return 0
+
         def destroy(self, path: str) -> None:
             with disk.lock:
                 disk.sync_all()

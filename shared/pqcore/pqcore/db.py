@@ -37,6 +37,10 @@ T = TypeVar("T")
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
 SQLITE_IOERR = 10
+SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC = 1034, 1290
+# After these SQLite's view of the file is suspect (a failed fsync may have dropped
+# pages the kernel reported written): the connection is closed, the next call reopens.
+BROKEN_CONNECTION = frozenset({SQLITE_IOERR, SQLITE_CORRUPT})
 LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the write lock
 
 
@@ -48,6 +52,32 @@ def sqlite_path(url_or_path: str) -> str:
         path = path[1:] if path.startswith("/") else path
         return path or ":memory:"
     return url_or_path
+
+
+class DiskIOError(StorageError):
+    """The disk holding the database failed a read, write or fsync; nothing was committed."""
+
+
+def _io_error(error: sqlite3.Error, path: str) -> StorageError:
+    """SQLITE_IOERR: a read-only filesystem, a failed fsync, or another I/O error."""
+    name = getattr(error, "sqlite_errorname", "SQLITE_IOERR")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        # EROFS reaches SQLite as a plain write error; the filesystem tells the cause.
+        return DatabaseReadOnly(
+            f"database {path} became read-only (its filesystem refuses writes: {name});"
+            " nothing was changed. Remount it read-write or move the queue, then retry"
+        )
+    code = getattr(error, "sqlite_errorcode", 0) or 0
+    if code in (SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC):
+        return DiskIOError(
+            f"the disk holding {path} failed to make a commit durable (fsync failed: {name});"
+            " the change was not committed. Check the disk (kernel log, dmesg), retry once it"
+            " is healthy, and run pq doctor"
+        )
+    return DiskIOError(
+        f"input/output error on database {path} ({name}); the change was not committed."
+        " Check the disk (kernel log, dmesg), retry once it is healthy, and run pq doctor"
+    )
 
 
 def translate(error: sqlite3.Error, path: str) -> StorageError:
@@ -66,6 +96,8 @@ def translate(error: sqlite3.Error, path: str) -> StorageError:
         return DatabaseCorrupt(f"{path} is not a queue database (file is not a database)")
     if code == SQLITE_CORRUPT or "malformed" in message:
         return DatabaseCorrupt(f"database {path} is corrupt: {message}")
+    if code == SQLITE_IOERR or "disk I/O error" in message:
+        return _io_error(error, path)
     if code == SQLITE_CANTOPEN or "unable to open" in message:
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isfile(path) and not os.access(folder, os.W_OK):
@@ -76,6 +108,11 @@ def translate(error: sqlite3.Error, path: str) -> StorageError:
             )
         return DatabaseUnavailable(f"cannot open database {path}: {message}")
     return StorageError(f"database {path}: {message}")
+
+
+def _breaks_connection(error: sqlite3.Error) -> bool:
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code in BROKEN_CONNECTION or "disk I/O error" in str(error)
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -167,6 +204,17 @@ class SQLiteDatabase:
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
         conn.execute("PRAGMA foreign_keys = ON")
 
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        """Close this thread's connection after an I/O error; the next call opens a new one."""
+        with self._all_lock:
+            self._all = [entry for entry in self._all if entry[2] is not conn]
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
     def close(self) -> None:
         # A connection inherited across fork belongs to the parent: closing it here could
         # checkpoint and unlink the WAL under the parent's feet, so only ours are closed.
@@ -200,9 +248,14 @@ class SQLiteDatabase:
                 result = body(conn)
                 conn.execute("COMMIT")
                 return result
-            except BaseException:
+            except BaseException as error:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        self._discard(conn)  # keep the first error; never reuse this state
+                if isinstance(error, sqlite3.Error) and _breaks_connection(error):
+                    self._discard(conn)
                 raise
 
         if not relax:
@@ -211,7 +264,8 @@ class SQLiteDatabase:
         try:
             return self._retry_busy(attempt)
         finally:
-            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            if getattr(self._local, "conn", None) is conn:  # not discarded
+                conn.execute(f"PRAGMA synchronous = {self._synchronous}")
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting for it in steps of at most 2 ms.
@@ -249,12 +303,17 @@ class SQLiteDatabase:
                 if conn.in_transaction:
                     conn.execute("COMMIT")
         except sqlite3.Error as error:
+            if _breaks_connection(error):
+                self._discard(conn)
             raise translate(error, self.path) from None
 
     def query(self, body: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self.connection()
         try:
-            return body(self.connection())
+            return body(conn)
         except sqlite3.Error as error:
+            if _breaks_connection(error):
+                self._discard(conn)
             raise translate(error, self.path) from None
 
     def _retry_busy(self, attempt: Callable[[], T]) -> T:
