@@ -126,6 +126,7 @@ class Disk:
         self.armed: dict[str, Any] | None = None
         self.last_cut: dict[str, Any] | None = None
         self.counters: dict[str, int] = {"fsync": 0, "fsyncdir": 0, "write": 0, "errors": 0}
+        self.opens: dict[str, int] = {}  # file name -> open() calls (a new connection opens)
         self.handles: dict[int, int] = {}  # fh -> inode number
         self.next_fh = 1
         self._load()
@@ -458,6 +459,7 @@ class Disk:
             "journal_ops": len(self.journal),
             "faults": [dataclasses.asdict(f) for f in self.faults],
             "counters": dict(self.counters),
+            "opens": dict(self.opens),
         }
 
     def control(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -525,6 +527,7 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
             return 0
 
         def _handle(self, node: Node) -> int:
+            disk.opens[node.name] = disk.opens.get(node.name, 0) + 1
             fh = disk.next_fh
             disk.next_fh += 1
             disk.handles[fh] = node.ino

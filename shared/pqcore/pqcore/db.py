@@ -38,9 +38,11 @@ SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
 SQLITE_IOERR = 10
 SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC = 1034, 1290
-# After these SQLite's view of the file is suspect (a failed fsync may have dropped
-# pages the kernel reported written): the connection is closed, the next call reopens.
-BROKEN_CONNECTION = frozenset({SQLITE_IOERR, SQLITE_CORRUPT})
+# After these the connection is closed and the next call opens a new one: after an I/O
+# error SQLite's view of the file is suspect (a failed fsync may have dropped pages the
+# kernel reported written); a connection opened while the filesystem was read-only
+# stays read-only (SQLite's fallback) even once it is writable again.
+BROKEN_CONNECTION = frozenset({SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_READONLY})
 LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the write lock
 
 
@@ -215,6 +217,11 @@ class SQLiteDatabase:
         except sqlite3.Error:
             pass
 
+    def _discard_current(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            self._discard(conn)
+
     def close(self) -> None:
         # A connection inherited across fork belongs to the parent: closing it here could
         # checkpoint and unlink the WAL under the parent's feet, so only ours are closed.
@@ -239,6 +246,16 @@ class SQLiteDatabase:
         transaction only): for changes whose loss in a power cut is harmless. The next
         durable commit of any process syncs it too (the WAL is synced whole).
         """
+        try:
+            return self._write(body, durable)
+        except DatabaseReadOnly:
+            if self.path == ":memory:" or not os.access(self.path, os.W_OK):
+                raise
+            # The connection was opened while the filesystem refused writes (SQLite then
+            # opens read-only) and has been closed; it is writable again: a new one can.
+            return self._write(body, durable)
+
+    def _write(self, body: Callable[[sqlite3.Connection], T], durable: bool) -> T:
         conn = self.connection()
         relax = not durable and self._synchronous in ("FULL", "EXTRA")
 
@@ -248,14 +265,12 @@ class SQLiteDatabase:
                 result = body(conn)
                 conn.execute("COMMIT")
                 return result
-            except BaseException as error:
+            except BaseException:
                 if conn.in_transaction:
                     try:
                         conn.execute("ROLLBACK")
                     except sqlite3.Error:
                         self._discard(conn)  # keep the first error; never reuse this state
-                if isinstance(error, sqlite3.Error) and _breaks_connection(error):
-                    self._discard(conn)
                 raise
 
         if not relax:
@@ -304,16 +319,15 @@ class SQLiteDatabase:
                     conn.execute("COMMIT")
         except sqlite3.Error as error:
             if _breaks_connection(error):
-                self._discard(conn)
+                self._discard_current()
             raise translate(error, self.path) from None
 
     def query(self, body: Callable[[sqlite3.Connection], T]) -> T:
-        conn = self.connection()
         try:
-            return body(conn)
+            return body(self.connection())
         except sqlite3.Error as error:
             if _breaks_connection(error):
-                self._discard(conn)
+                self._discard_current()
             raise translate(error, self.path) from None
 
     def _retry_busy(self, attempt: Callable[[], T]) -> T:
@@ -327,6 +341,8 @@ class SQLiteDatabase:
                 if _is_busy(error) and tries < retries:
                     time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
                     continue
+                if _breaks_connection(error):
+                    self._discard_current()
                 raise translate(error, self.path) from None
         raise AssertionError("unreachable")
 
