@@ -72,7 +72,7 @@ def enqueuer(queue: Any, record: Recorder, rng: random.Random) -> None:
     n = 0
     while True:
         batch = 1 if rng.random() < 0.75 else rng.randint(2, 5)
-        delay = rng.uniform(0.3, 1.0) if rng.random() < 0.2 else 0.0  # pending a while
+        delay = rng.uniform(1.5, 4.0) if rng.random() < 0.2 else 0.0  # pending a while
         items = [
             EnqueueRequest(
                 f"h-{os.getpid()}-{n + i}", HARNESS_QUEUE, delay=delay, max_attempts=MAX_ATTEMPTS

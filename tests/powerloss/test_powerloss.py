@@ -33,7 +33,7 @@ def run(tmp_path: Path, faultfs: FaultFS, synchronous: str) -> CutLoop:
     return loop
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(max(1800, CUTS * 10))
 def test_power_cuts_lose_nothing_acknowledged_at_full(tmp_path: Path, faultfs: FaultFS) -> None:
     f = run(tmp_path, faultfs, "FULL").figures
     assert f.cuts == CUTS
@@ -50,7 +50,7 @@ def test_power_cuts_lose_nothing_acknowledged_at_full(tmp_path: Path, faultfs: F
     assert f.torn_cuts > 0
 
 
-@pytest.mark.timeout(1800)
+@pytest.mark.timeout(max(1800, CUTS * 10))
 def test_power_cuts_at_normal_are_measured(tmp_path: Path, faultfs: FaultFS) -> None:
     """NORMAL may lose the last commits before a cut; integrity must hold all the same."""
     f = run(tmp_path, faultfs, "NORMAL").figures
