@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the test tiers need (Debian), when they are missing.
-# Tests start their own servers (PostgreSQL cluster, dockerd, Prometheus, Chromium).
+# Tests start their own servers (PostgreSQL cluster, dockerd, Prometheus, Chromium,
+# the power-loss tier's FUSE filesystem).
 set -euo pipefail
 
 packages=(
@@ -11,6 +12,7 @@ packages=(
     docker.io docker-compose debootstrap      # container tests (base image built locally)
     openssl                                   # alert tests: a self-signed cert for SMTP STARTTLS
     faketime                                  # clock-skew tests: a process whose clock is wrong
+    fuse3 libfuse3-dev                        # power-loss tier: the FUSE layer (fusermount3, libfuse3.so)
 )
 
 missing=()

@@ -16,6 +16,7 @@ from typing import Any
 
 from pqcore import Queue, QueueSettings, open_queue
 from services.common.liveness import DEFAULT_TIMEOUT_SECONDS
+from services.common.storage import CountingQueue
 
 
 def add_setting(
@@ -134,7 +135,8 @@ def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -
 def open_service_queue(args: argparse.Namespace, **overrides: Any) -> Queue:
     """Open the queue from ``--db``/``PQ_DB`` plus per-service overrides of queue settings."""
     settings = QueueSettings.from_env(db=getattr(args, "db", None), **overrides)
-    return open_queue(settings.db, settings=settings)
+    queue: Any = CountingQueue(open_queue(settings.db, settings=settings))  # counts errors
+    return queue
 
 
 def process_id(role: str | None = None) -> str:

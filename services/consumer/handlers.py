@@ -158,8 +158,13 @@ def append_completion(ctx: HandlerContext) -> None:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise PermanentError(f"job path {path} is not a regular file")
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if jobfiles.holds_completion(_read_all(fd), ctx.job.id):
-            return  # already written by an earlier delivery of this job
+        content = _read_all(fd)
+        if jobfiles.holds_completion(content.decode("utf-8", errors="replace"), ctx.job.id):
+            # Written by an earlier delivery of this job, whose fsync may have failed: the
+            # kernel then keeps showing the line it may never write. Write the same bytes
+            # again and fsync, so the line is on disk before the job is reported done.
+            _rewrite_durably(path, content)
+            return
         ctx.check_lease()
         line = jobfiles.completion_line(ctx.job.id, ctx.job.attempts, ctx.consumer_id)
         data = line.encode("utf-8")
@@ -170,12 +175,23 @@ def append_completion(ctx: HandlerContext) -> None:
         os.close(fd)  # also drops the lock
 
 
-def _read_all(fd: int) -> str:
+def _read_all(fd: int) -> bytes:
     chunks, offset = [], 0
     while chunk := os.pread(fd, 1 << 16, offset):
         chunks.append(chunk)
         offset += len(chunk)
-    return b"".join(chunks).decode("utf-8", errors="replace")
+    return b"".join(chunks)
+
+
+def _rewrite_durably(path: Path, content: bytes) -> None:
+    """Write ``content`` over the file's own bytes (no O_APPEND: pwrite would append)."""
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        if os.pwrite(fd, content, 0) != len(content):
+            raise OSError(errno.EIO, f"short write to {path}")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 register_handler(DEFAULT_KIND, append_completion)

@@ -22,12 +22,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from loguru import logger
 
 from pqcore import EnqueueRequest, Job, Queue, StorageError
-from services.common import jobfiles, liveness
+from services.common import jobfiles, liveness, storage
 from services.common.signals import StopRequest
 from services.producer import metrics
 
@@ -61,15 +62,24 @@ class Producer:
         self.pause_after_write = float(os.environ.get(PAUSE_ENV) or 0)
 
     def run(self) -> int:
-        """Reconcile, then produce until ``count`` jobs were made or a stop is requested."""
+        """Reconcile, then produce until ``count`` jobs were made or a stop is requested.
+
+        A storage error (the queue's disk, or the jobs directory's) does not stop the
+        producer: it is logged, counted (``pq_storage_errors_total``) and the next round
+        reconciles first, so a file written but not enqueued meanwhile gets its job."""
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.reconcile()
+        behind = not self._attempt("reconcile", self.reconcile)
         made = 0
         next_at = time.monotonic()
         while not self.stop.requested and (self.count is None or made < self.count):
             liveness.beat()
-            self.produce_one()
-            made += 1
+            if behind:
+                behind = not self._attempt("reconcile", self.reconcile)
+            if not behind:
+                if self._attempt("produce a job", self.produce_one):
+                    made += 1
+                else:
+                    behind = True
             if self.count is not None and made >= self.count:
                 break
             next_at += self.interval
@@ -79,6 +89,24 @@ class Producer:
                 break
         logger.info("producer stopping: {} job(s) made", made)
         return made
+
+    def _attempt(self, what: str, action: Callable[[], object]) -> bool:
+        try:
+            action()
+            return True
+        except StorageError as error:  # counted by the queue wrapper
+            logger.error("could not {}: {}; retrying in {}s", what, error, self.interval)
+        except OSError as error:  # the jobs directory: EIO, ENOSPC, EROFS
+            storage.count("job_file")
+            where = f" ({error.filename})" if error.filename else ""
+            logger.error(
+                "could not {}: job file error {}{}; retrying in {}s",
+                what,
+                error.strerror or error,
+                where,
+                self.interval,
+            )
+        return False
 
     def produce_one(self) -> Job:
         name = jobfiles.new_job_file_name()

@@ -96,5 +96,10 @@ class DiskFull(StorageError):
     """The disk holding the database is full; the change was rolled back and nothing was lost."""
 
 
+class DiskIOError(StorageError):
+    """The disk holding the database failed a read, write or fsync; nothing was committed.
+    A failed fsync is never retried as if it had succeeded: the connection is closed."""
+
+
 class SchemaTooNew(StorageError):
     """The database was written by a newer pq; upgrade pq before using it."""

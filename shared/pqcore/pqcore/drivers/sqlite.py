@@ -42,6 +42,13 @@ QUERIES = sql.load(DIALECT)
 # Primary result codes (the low byte of an extended code).
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY = 5, 6, 8
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
+SQLITE_IOERR = 10
+SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC = 1034, 1290
+# After these the connection is closed and the next call opens a new one: after an I/O
+# error SQLite's view of the file is suspect (a failed fsync may have dropped pages the
+# kernel reported written); a connection opened while the filesystem was read-only
+# stays read-only (SQLite's fallback) even once it is writable again.
+BROKEN_CONNECTION = frozenset({SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_READONLY})
 LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the write lock
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
@@ -55,6 +62,28 @@ def sqlite_path(url_or_path: str) -> str:
         path = path[1:] if path.startswith("/") else path
         return path or ":memory:"
     return url_or_path
+
+
+def _io_error(error: sqlite3.Error, path: str) -> errors.StorageError:
+    """SQLITE_IOERR: a read-only filesystem, a failed fsync, or another I/O error."""
+    name = getattr(error, "sqlite_errorname", "SQLITE_IOERR")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        # EROFS reaches SQLite as a plain write error; the filesystem tells the cause.
+        return errors.DatabaseReadOnly(
+            f"database {path} became read-only (its filesystem refuses writes: {name});"
+            " nothing was changed. Remount it read-write or move the queue, then retry"
+        )
+    code = getattr(error, "sqlite_errorcode", 0) or 0
+    if code in (SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC):
+        return errors.DiskIOError(
+            f"the disk holding {path} failed to make a commit durable (fsync failed: {name});"
+            " the change was not committed. Check the disk (kernel log, dmesg), retry once it"
+            " is healthy, and run pq doctor"
+        )
+    return errors.DiskIOError(
+        f"input/output error on database {path} ({name}); the change was not committed."
+        " Check the disk (kernel log, dmesg), retry once it is healthy, and run pq doctor"
+    )
 
 
 def translate(error: sqlite3.Error, path: str) -> errors.StorageError:
@@ -75,6 +104,8 @@ def translate(error: sqlite3.Error, path: str) -> errors.StorageError:
         return errors.DatabaseCorrupt(f"{path} is not a queue database (file is not a database)")
     if code == SQLITE_CORRUPT or "malformed" in message:
         return errors.DatabaseCorrupt(f"database {path} is corrupt: {message}")
+    if code == SQLITE_IOERR or "disk I/O error" in message:
+        return _io_error(error, path)
     if code == SQLITE_CANTOPEN or "unable to open" in message:
         folder = os.path.dirname(os.path.abspath(path))
         if os.path.isfile(path) and not os.access(folder, os.W_OK):
@@ -85,6 +116,11 @@ def translate(error: sqlite3.Error, path: str) -> errors.StorageError:
             )
         return errors.DatabaseUnavailable(f"cannot open database {path}: {message}")
     return errors.StorageError(f"database {path}: {message}")
+
+
+def _breaks_connection(error: sqlite3.Error) -> bool:
+    code = (getattr(error, "sqlite_errorcode", 0) or 0) & 0xFF
+    return code in BROKEN_CONNECTION or "disk I/O error" in str(error)
 
 
 def _is_busy(error: sqlite3.Error) -> bool:
@@ -217,6 +253,22 @@ class SQLiteDriver(Driver):
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
         conn.execute("PRAGMA foreign_keys = ON")
 
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        """Close this thread's connection after an I/O error; the next call opens a new one."""
+        with self._all_lock:
+            self._all = [entry for entry in self._all if entry[2] is not conn]
+        if getattr(self._local, "conn", None) is conn:
+            self._local.conn = None
+        try:
+            conn.close()
+        except sqlite3.Error:
+            pass
+
+    def _discard_current(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+            self._discard(conn)
+
     def close(self) -> None:
         if self.doorbell is not None:
             self.doorbell.close()
@@ -239,6 +291,16 @@ class SQLiteDriver(Driver):
         """``BEGIN IMMEDIATE``, retried whole on SQLITE_BUSY. ``durable=False`` commits
         at synchronous=NORMAL for this transaction only; the next durable commit of any
         process syncs it too (the WAL is synced whole)."""
+        try:
+            return self._write(body, durable)
+        except errors.DatabaseReadOnly:
+            if self.path == ":memory:" or not os.access(self.path, os.W_OK):
+                raise
+            # The connection was opened while the filesystem refused writes (SQLite then
+            # opens read-only) and has been closed; it is writable again: a new one can.
+            return self._write(body, durable)
+
+    def _write(self, body: Body[T], durable: bool) -> T:
         conn = self.connection()
         relax = not durable and self._synchronous in ("FULL", "EXTRA")
         rang = False
@@ -254,7 +316,10 @@ class SQLiteDriver(Driver):
                 return result
             except BaseException:
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    try:
+                        conn.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        self._discard(conn)  # keep the first error; never reuse this state
                 raise
 
         if relax:
@@ -262,7 +327,7 @@ class SQLiteDriver(Driver):
         try:
             result = self._retry_busy(attempt)
         finally:
-            if relax:
+            if relax and getattr(self._local, "conn", None) is conn:  # not discarded
                 conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         if rang and self.doorbell is not None:
             self.doorbell.ring()
@@ -304,6 +369,8 @@ class SQLiteDriver(Driver):
                 if conn.in_transaction:
                     conn.execute("COMMIT")
         except sqlite3.Error as error:
+            if _breaks_connection(error):
+                self._discard_current()
             raise translate(error, self.path) from None
 
     def _retry_busy(self, attempt: Callable[[], T]) -> T:
@@ -317,6 +384,8 @@ class SQLiteDriver(Driver):
                 if _is_busy(error) and tries < retries:
                     time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
                     continue
+                if _breaks_connection(error):
+                    self._discard_current()
                 raise translate(error, self.path) from None
         raise AssertionError("unreachable")
 

@@ -1,0 +1,241 @@
+"""Disk errors injected under a real queue: EIO on write and on fsync, ENOSPC in the middle
+of a transaction, a filesystem turned read-only. Through the public API: one clear
+StorageError, never a success for a commit that may not be durable, a fresh connection
+after an I/O error. Through the real services: logged, counted in
+``pq_storage_errors_total``, retried; nothing acknowledged lost; ``pq doctor`` clean."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pqcore import (
+    DatabaseReadOnly,
+    DiskFull,
+    JobState,
+    Queue,
+    StorageError,
+    open_queue,
+)
+from services.common.jobfiles import COMPLETION_LINE
+from tests.powerloss.cutloop import ENQUEUED, PowerLossSystem, all_jobs
+from tests.powerloss.faultfs import FaultFS
+from tests.support import free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def queue(faultfs: FaultFS) -> Iterator[Queue]:
+    q = open_queue(str(faultfs.mountpoint / "queue.db"))
+    q.enqueue("before the fault")
+    yield q
+    q.close()
+
+
+def payloads(queue: Queue) -> list[str]:
+    return sorted(j.data for j in all_jobs(queue).values())
+
+
+def opens_of(fs: FaultFS, name: str) -> int:
+    return int(fs.status()["opens"].get(name, 0))
+
+
+def assert_clean_after_cut(fs: FaultFS, expected: list[str]) -> None:
+    """What the queue reported committed is on the disk; nothing else is."""
+    fs.cut()
+    fs.remount()
+    with open_queue(str(fs.mountpoint / "queue.db"), create=False) as q:
+        assert payloads(q) == sorted(expected)
+        assert q.doctor() == []
+
+
+def test_a_failed_fsync_is_an_error_and_the_connection_is_replaced(
+    faultfs: FaultFS, queue: Queue
+) -> None:
+    opened = opens_of(faultfs, "queue.db")
+    faultfs.fault("eio_fsync", match="queue.db-wal", count=1)
+    with pytest.raises(StorageError) as error:
+        queue.enqueue("its fsync fails")
+    assert type(error.value) is not StorageError  # a specific kind, not the catch-all
+    message = str(error.value)
+    assert "fsync" in message and "not committed" in message and "pq doctor" in message
+    assert "queue.db" in message
+
+    queue.enqueue("after the fault")  # the disk works again: a fresh connection is used
+    assert opens_of(faultfs, "queue.db") > opened, "the connection was reused after EIO"
+    assert payloads(queue) == ["after the fault", "before the fault"]
+    assert queue.doctor() == []
+    queue.close()
+    assert_clean_after_cut(faultfs, ["after the fault", "before the fault"])
+
+
+def test_a_failed_write_mid_transaction_commits_nothing(faultfs: FaultFS, queue: Queue) -> None:
+    faultfs.fault("eio_write", match="queue.db-wal", count=1)
+    with pytest.raises(StorageError) as error:
+        queue.enqueue_many([f"batch-{i}-" + "x" * 3000 for i in range(40)])
+    assert type(error.value) is not StorageError
+    assert "input/output error" in str(error.value) and "not committed" in str(error.value)
+    assert payloads(queue) == ["before the fault"]
+    queue.enqueue("after the fault")
+    queue.close()
+    assert_clean_after_cut(faultfs, ["after the fault", "before the fault"])
+
+
+def test_disk_full_in_the_middle_of_a_transaction(faultfs: FaultFS, queue: Queue) -> None:
+    batch = [f"big-{i}-" + "y" * 4000 for i in range(200)]  # ~800 KiB: the WAL must grow
+    faultfs.fault("enospc")
+    with pytest.raises(DiskFull, match="full") as error:
+        queue.enqueue_many(batch)
+    assert "nothing was lost" in str(error.value)
+    assert faultfs.status()["faults"][0]["hits"] >= 1
+    assert payloads(queue) == ["before the fault"]
+    assert queue.stats().total == 1
+    faultfs.heal()
+    assert len(queue.enqueue_many(batch)) == 200  # space again: the same batch goes in
+    assert queue.doctor() == []
+    queue.close()
+    assert_clean_after_cut(faultfs, ["before the fault", *batch])
+
+
+def test_a_filesystem_turned_read_only(faultfs: FaultFS, queue: Queue) -> None:
+    faultfs.fault("erofs")
+    with pytest.raises(DatabaseReadOnly) as error:
+        queue.enqueue("refused")
+    assert "read-only" in str(error.value) and "nothing was changed" in str(error.value)
+    assert queue.stats().total == 1  # reading still works
+    faultfs.heal()
+    queue.enqueue("after the fault")
+    assert queue.doctor() == []
+    queue.close()
+    assert_clean_after_cut(faultfs, ["after the fault", "before the fault"])
+
+
+# ---------------------------------------------------------------- the real services
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        match = re.match(r'^pq_storage_errors_total\{kind="(\w+)"\} (\S+)$', line)
+        if match:
+            values[match.group(1)] = float(match.group(2))
+    return values
+
+
+@pytest.mark.slow
+def test_services_log_count_and_outlive_disk_errors(tmp_path: Path, faultfs: FaultFS) -> None:
+    system = PowerLossSystem(tmp_path, faultfs, "FULL")
+    system.jobs_dir.mkdir()
+    ports = {role: free_port() for role in ("producer", "consumer", "manager")}
+    try:
+        producer = system.start("producer", PQ_INTERVAL=0.05, PQ_METRICS_PORT=ports["producer"])
+        consumer = system.start(
+            "consumer", PQ_WORK_MIN=0, PQ_WORK_MAX=0.01, PQ_LEASE_SECONDS=3,
+            PQ_METRICS_PORT=ports["consumer"],
+        )  # fmt: skip
+        manager = system.start("manager", PQ_RESCUE_INTERVAL=0.3, PQ_METRICS_PORT=ports["manager"])
+        services = (producer, consumer, manager)
+
+        def done() -> int:
+            with system.open() as q:
+                return q.stats().counts["done"]
+
+        def progress(what: str) -> None:
+            """Jobs get done again: every service came through the fault."""
+            start = done()
+            wait_for(lambda: done() >= start + 5, 60, f"jobs done again after {what}")
+            assert all(p.alive() for p in services), [p.text()[-2000:] for p in services]
+
+        progress("start")
+        faultfs.fault("eio_fsync", match="queue.db-wal", count=4)
+        wait_for(lambda: not faultfs.status()["faults"][0]["count"], 30, "the fsync faults")
+        progress("EIO on fsync")
+        faultfs.fault("eio_write", match="queue.db-wal", count=4)
+        wait_for(lambda: not faultfs.status()["faults"][-1]["count"], 30, "the write faults")
+        progress("EIO on write")
+        for kind, seconds in (("enospc", 1.5), ("erofs", 1.5)):
+            faultfs.fault(kind)
+            time.sleep(seconds)
+            faultfs.heal()
+            progress(kind)
+        # The job files too: a consumer's append whose fsync fails, the producer's writes.
+        faultfs.fault("eio_fsync", match="job-*", count=3)
+        faultfs.fault("eio_write", match=".tmp-job-*", count=2)
+        wait_for(
+            lambda: all(f["count"] == 0 for f in faultfs.status()["faults"]),
+            60,
+            "the job-file faults",
+        )
+        faultfs.heal()
+        progress("job-file errors")
+
+        producer_errors = scrape(ports["producer"])
+        consumer_errors = scrape(ports["consumer"])
+        manager_errors = scrape(ports["manager"])
+        everyone = {
+            kind: producer_errors.get(kind, 0)
+            + consumer_errors.get(kind, 0)
+            + manager_errors.get(kind, 0)
+            for kind in ("io", "disk_full", "read_only", "job_file")
+        }
+        assert all(n > 0 for n in everyone.values()), (
+            producer_errors,
+            consumer_errors,
+            manager_errors,
+        )
+        assert producer_errors.get("job_file", 0) > 0
+        logs = producer.text() + consumer.text() + manager.text()
+        assert "fsync failed" in logs and "read-only" in logs and "full" in logs
+
+        # Drain: stop producing, let the consumer finish everything.
+        producer.signal(signal.SIGTERM)
+        producer.wait(30)
+        with system.open() as q:
+            wait_for(
+                lambda: (
+                    sum(
+                        q.stats().counts[s.value]
+                        for s in (JobState.PENDING, JobState.PROCESSING, JobState.FAILED)
+                    )
+                    == 0
+                ),
+                120,
+                "the queue to drain",
+            )
+        system.stop_all(signal.SIGTERM)
+    finally:
+        system.kill_all()
+
+    # Everything acknowledged survives a power cut after the faults; every job was done
+    # once, and its file holds its one completion line.
+    acknowledged = {int(m.group(1)): m.group(2) for m in ENQUEUED.finditer(producer.text())}
+    assert acknowledged
+    faultfs.cut()
+    faultfs.remount()
+    with system.open() as q:
+        jobs = all_jobs(q)
+        assert q.doctor() == []
+        for job_id, name in acknowledged.items():
+            assert jobs[job_id].data == name
+        problems = []
+        for job in jobs.values():
+            if job.status is not JobState.DONE:
+                problems.append(f"job {job.id} is {job.status.value}")
+            lines = [
+                int(m.group(1))
+                for m in COMPLETION_LINE.finditer((system.jobs_dir / job.data).read_text())
+            ]
+            if lines != [job.id]:
+                problems.append(f"job {job.id} file {job.data} holds completion lines {lines}")
+        assert problems == []
+    doctor = system.pq("doctor")
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
