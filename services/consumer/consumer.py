@@ -219,17 +219,19 @@ class Consumer:
 
     def _settled(self, outcome: Outcome, job: Job | None) -> None:
         """The worker wrote an outcome (``job``), or refused it: the lease was lost."""
+        # Called from the worker's flusher thread or the main loop: the counters change
+        # under the lock.
         with self._lock:
             held = self._pending.pop(outcome.job_id, None)
-        if held is None:
-            return
-        if job is None:
-            held.note_lease_lost(f"{outcome.kind} rejected")
-        elif outcome.kind == OutcomeKind.RELEASE:
-            metrics.JOBS_RELEASED.labels(queue=held.job.queue).inc()
-            logger.warning("released job={} back to pending: {}", held.job.id, outcome.error)
-        else:
-            self._record(held.job, outcome)
+            if held is None:
+                return
+            if job is None:
+                held.note_lease_lost(f"{outcome.kind} rejected")
+            elif outcome.kind == OutcomeKind.RELEASE:
+                metrics.JOBS_RELEASED.labels(queue=held.job.queue).inc()
+                logger.warning("released job={} back to pending: {}", held.job.id, outcome.error)
+            else:
+                self._record(held.job, outcome)
 
     def _record(self, job: Job, outcome: Outcome) -> None:
         if outcome.kind == OutcomeKind.DONE:
