@@ -4,7 +4,7 @@ guarded transition every move goes through."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Self
 
 from pqcore.config import QueueSettings
 from pqcore.driver import Driver, Session
@@ -39,7 +39,7 @@ class QueueCore:
     def close(self) -> None:
         self.driver.close()
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
