@@ -147,13 +147,6 @@ def check_sample(sample: object) -> int:
     return sample
 
 
-def positive(value: object, name: str) -> float:
-    number = finite(value, name)
-    if not number > 0:
-        raise InvalidArgument(f"{name} must be positive")
-    return number
-
-
 def finite(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"{name} must be a number")

@@ -158,7 +158,7 @@ class SQLiteSession(Session):
 
     def notify(self, queues: Iterable[str]) -> None:
         # The doorbell rings every waiter (they filter by queue when they look).
-        self.rings = self.rings or any(True for _ in queues)
+        self.rings = self.rings or bool(set(queues))
 
 
 class SQLiteDriver(Driver):
