@@ -31,7 +31,7 @@ P, R, D, F, X, C = (
 # Written out from the issue, not read from pqcore, so the table is checked, not echoed.
 ALLOWED = {
     "resubmit": ({F, X, C}, P),
-    "cancel": ({P, F}, C),
+    "cancel": ({P, R, F}, C),
     "mark_done": ({P, R, F, X}, D),
     "mark_failed": ({P, R, F}, X),
 }

@@ -51,7 +51,7 @@ LEASE = 30.0
 # The operator table, written out independently of pqcore.states.
 OPERATOR_RULES = {
     "resubmit": ({F, X, C}, P),
-    "cancel": ({P, F}, C),
+    "cancel": ({P, R, F}, C),
     "mark_done": ({P, R, F, X}, D),
     "mark_failed": ({P, R, F}, X),
 }

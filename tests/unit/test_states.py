@@ -54,6 +54,8 @@ PQ_EXTRA_EDGES = {
     "and an operator's mark failed",
     (S.PENDING, S.CANCELLED): "operator cancel of a job that has not run",
     (S.FAILED, S.CANCELLED): "operator cancel of a job waiting for its retry",
+    (S.PROCESSING, S.CANCELLED): "operator cancel of a running job (the design's future "
+    "cancellation): the holder's lease goes, its outcome is refused",
     (S.CANCELLED, S.PENDING): "operator resubmit of a cancelled job",
     (S.PENDING, S.DONE): "operator mark done (design: manually mark jobs as done)",
     (S.FAILED, S.DONE): "operator mark done of a job waiting for its retry",

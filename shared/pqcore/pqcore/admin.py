@@ -32,7 +32,8 @@ class Administration(QueueCore):
         return self.operator_action(Transition.RESUBMIT, job_id, actor=actor, reason=reason)
 
     def cancel(self, job_id: int, *, actor: str, reason: str | None = None) -> Job:
-        """pending | failed -> cancelled."""
+        """pending | processing | failed -> cancelled. A running job's holder loses its
+        lease: its next heartbeat raises ``JobCancelled`` and its outcome is refused."""
         return self.operator_action(Transition.CANCEL, job_id, actor=actor, reason=reason)
 
     def mark_done(self, job_id: int, *, actor: str, reason: str | None = None) -> Job:

@@ -3,12 +3,13 @@ guarded transition every move goes through."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Self
 
 from pqcore.config import QueueSettings
 from pqcore.driver import Driver, Session
-from pqcore.exceptions import InvalidTransition, JobNotFound, LeaseLost
+from pqcore.exceptions import InvalidTransition, JobCancelled, JobNotFound, LeaseLost
 from pqcore.models import Job
 from pqcore.policy import Move
 from pqcore.states import JobState, can, target
@@ -87,6 +88,35 @@ class QueueCore:
     def _held(self, session: Session, job_id: int, token: str) -> Job:
         """The job, if ``token`` still holds it; else ``JobNotFound`` or ``LeaseLost``."""
         job = self._read_job(session, job_id)
+        if job.status is JobState.CANCELLED:
+            raise JobCancelled(job_id)
         if job.status is not JobState.PROCESSING or job.lease_token != token:
             raise LeaseLost(job_id)
         return job
+
+    @staticmethod
+    def _audit(
+        session: Session,
+        *,
+        actor: str,
+        action: str,
+        target: str,
+        old: object = None,
+        new: object = None,
+        detail: str | None = None,
+        now: float | None,
+    ) -> None:
+        """Record an operator's change in the audit trail, in the change's transaction.
+        Values are stored as JSON; None stays NULL."""
+        session.run(
+            "audit_insert",
+            {
+                "now": now,
+                "actor": actor,
+                "action": action,
+                "target": target,
+                "old_value": None if old is None else json.dumps(old, sort_keys=True),
+                "new_value": None if new is None else json.dumps(new, sort_keys=True),
+                "detail": detail,
+            },
+        )

@@ -62,6 +62,13 @@ class LeaseLost(Conflict):
         super().__init__(job_id, message or f"lease on job {job_id} is no longer held")
 
 
+class JobCancelled(LeaseLost):
+    """An operator cancelled the job while the caller held it: stop, write nothing more."""
+
+    def __init__(self, job_id: int, message: str | None = None) -> None:
+        super().__init__(job_id, message or f"job {job_id} was cancelled by an operator")
+
+
 class MigrationRefused(PQError):
     """pq migrate-backend refused to copy: the source is in use or the target is not empty."""
 

@@ -27,6 +27,7 @@ class Job:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    concurrency_key: str | None = None  # the partition per-key limits count (controls)
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
@@ -66,6 +67,25 @@ class JobEvent:
         out["from_status"] = self.from_status.value if self.from_status else None
         out["to_status"] = self.to_status.value
         return out
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditEntry:
+    """An operator's change outside a job's own history: a pause, a limit, a setting, a
+    schedule. Values are JSON text (None where there was none)."""
+
+    id: int
+    at: float
+    actor: str
+    action: str
+    target: str
+    old_value: str | None
+    new_value: str | None
+    detail: str | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> AuditEntry:
+        return cls(**{f.name: row[f.name] for f in dataclasses.fields(cls)})
 
 
 @dataclasses.dataclass(frozen=True)

@@ -19,7 +19,7 @@ class JobState(enum.StrEnum):
     PENDING = "pending"
     # In: claim (with a fresh lease token). Out: the lease holder completes,
     # fails or releases it; the manager rescues it once the lease expired or the
-    # stall timeout passed; an operator marks it done or failed.
+    # stall timeout passed; an operator marks it done or failed, or cancels it.
     # A processing job whose lease expired is *stalled*: a condition, not a state.
     PROCESSING = "processing"
     # In: the lease holder completes it, or an operator marks it done. Final.
@@ -100,7 +100,9 @@ TRANSITIONS: dict[Transition, tuple[frozenset[JobState], JobState]] = {
     Transition.RESCUE: (frozenset({R}), P),
     Transition.SCHEDULE_RETRY: (frozenset({F}), P),
     Transition.RESUBMIT: (frozenset({F, X, C}), P),
-    Transition.CANCEL: (frozenset({P, F}), C),
+    # From processing too: the holder's lease goes with it, so its next heartbeat
+    # learns of the cancel and its late outcome is refused.
+    Transition.CANCEL: (frozenset({P, R, F}), C),
     Transition.MARK_DONE: (frozenset({P, R, F, X}), D),
     Transition.MARK_FAILED: (frozenset({P, R, F}), X),
 }

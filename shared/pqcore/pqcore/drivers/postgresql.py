@@ -38,6 +38,7 @@ DIALECT = sql.Dialect(
     in_list="= ANY({param})",
     macros={
         "skip_locked": "FOR UPDATE SKIP LOCKED",
+        "lock_row": "FOR UPDATE",
         "new_token": "replace(gen_random_uuid()::text, '-', '')",
     },
     escape_percent=True,

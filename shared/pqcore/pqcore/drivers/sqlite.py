@@ -35,7 +35,11 @@ DIALECT = sql.Dialect(
     param=":{name}",
     now="{param}",  # always passed in: the host's clock or the one a test injects
     in_list="IN (SELECT value FROM json_each({param}))",  # list parameters go as JSON
-    macros={"skip_locked": "", "new_token": "lower(hex(randomblob(16)))"},
+    macros={
+        "skip_locked": "",
+        "lock_row": "",  # one writer at a time: the transaction itself is the lock
+        "new_token": "lower(hex(randomblob(16)))",
+    },
 )
 QUERIES = sql.load(DIALECT)
 

@@ -1,5 +1,6 @@
-"""Named SQL queries: the shared ones (``queries.sql``) and each dialect's overrides
-(``sqlite.sql``, ``postgresql.sql``), rendered for a driver's dialect.
+"""Named SQL queries: the shared ones (``queries.sql`` and one file per feature, listed
+in ``SHARED``) and each dialect's overrides (``sqlite.sql``, ``postgresql.sql``), rendered
+for a driver's dialect.
 
 A query starts at a ``-- name: NAME`` line and runs to the next one. Comment lines in a
 body are dropped. A name starting with ``_`` is a fragment, not a query: other queries
@@ -26,7 +27,8 @@ _NAME_LINE = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 _MACRO = re.compile(r"\{(\w+)\}")
 _IN_LIST = re.compile(r"IN_LIST\(:(\w+)\)")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-SHARED = "queries"
+# Written once for every dialect; a name may appear in only one of them.
+SHARED = ("queries", "controls", "schedules", "settings")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: one per driver
@@ -73,13 +75,25 @@ def load_raw(stem: str) -> dict[str, str]:
     return parse(_read(stem), f"{stem}.sql")
 
 
+@functools.cache
+def load_shared() -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for stem in SHARED:
+        queries = load_raw(stem)
+        twice = merged.keys() & queries.keys()
+        if twice:
+            raise RuntimeError(f"{stem}.sql defines {sorted(twice)} again")
+        merged.update(queries)
+    return merged
+
+
 def shared_names() -> frozenset[str]:
-    return frozenset(load_raw(SHARED))
+    return frozenset(load_shared())
 
 
 def load(dialect: Dialect) -> dict[str, str]:
     """Every query for ``dialect``: the shared ones, overridden by the dialect's file."""
-    merged = {**load_raw(SHARED), **load_raw(dialect.name)}
+    merged = {**load_shared(), **load_raw(dialect.name)}
     fragments = {name: body for name, body in merged.items() if name.startswith("_")}
     return {
         name: render(body, dialect, fragments)
@@ -132,4 +146,4 @@ def load_migrations(backend: str) -> list[tuple[int, str, str]]:
 
 
 def merged_names(dialect_name: str) -> frozenset[str]:
-    return frozenset({**load_raw(SHARED), **load_raw(dialect_name)})
+    return frozenset({**load_shared(), **load_raw(dialect_name)})
