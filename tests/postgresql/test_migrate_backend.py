@@ -3,6 +3,7 @@ and the command refuses when that could lose or duplicate work."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def build_sqlite_queue(path: Path) -> Queue:
             "jobs/dead.txt",
             "jobs/cancelled.txt",
             EnqueueRequest("jobs/later.txt", delay=3600, priority=7, queue="mail"),
-            EnqueueRequest("jobs/unique.txt", dedupe_key="k-1"),
+            EnqueueRequest("jobs/unique.txt", dedupe_key="k-1", concurrency_key="customer-1"),
             "jobs/stalled.txt",
             "jobs/purged.txt",
         ]
@@ -45,6 +46,9 @@ def build_sqlite_queue(path: Path) -> Queue:
     )
     queue.consumer_register("old-consumer", host="h1", pid=42, queues="*")
     queue.consumer_deregister("old-consumer")
+    queue.pause("mail", actor="ops", reason="maintenance")
+    queue.set_limits("default", concurrency=3, key_rate=2, rate_period=60, actor="ops")
+    queue.config_set("max_attempts", 7, actor="ops")
     return queue
 
 
@@ -55,6 +59,9 @@ def snapshot(queue: Queue | Queue) -> tuple[object, ...]:
         {job.id: queue.history(job.id) for job in jobs},
         queue.consumers(),
         queue.stats().counts,
+        queue.controls(),
+        [(s.name, s.value, s.source, s.updated_by) for s in queue.config_list()],
+        [dataclasses.replace(entry, id=0) for entry in queue.audit_log()],
     )
 
 

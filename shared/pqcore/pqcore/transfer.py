@@ -29,6 +29,12 @@ TABLES = (
     ("jobs_all", "copy_jobs"),
     ("events_all", "copy_events"),
     ("consumers_all", "copy_consumers"),
+    # Operators' state: pauses and limits, runtime settings, their audit trail, schedules.
+    # (claim_log is left behind: the source is idle, so its rate windows are over.)
+    ("controls_all", "copy_controls"),
+    ("settings_all", "copy_settings"),
+    ("audit_all", "copy_audit"),
+    ("schedules_all", "copy_schedules"),
 )
 
 

@@ -2,7 +2,8 @@
 -- transaction that holds the tables exclusively until it commits.
 
 -- name: lock_tables
-LOCK TABLE jobs, job_events, consumers IN EXCLUSIVE MODE;
+LOCK TABLE jobs, job_events, consumers, queue_controls, settings, audit_log, schedules
+    IN EXCLUSIVE MODE;
 
 -- name: job_count
 SELECT count(*) AS n FROM jobs;
@@ -10,7 +11,7 @@ SELECT count(*) AS n FROM jobs;
 -- name: copy_jobs
 COPY jobs (id, queue, data, status, priority, run_at, attempts, max_attempts, error,
            consumer_id, lease_token, lease_expires_at, dedupe_key, created_at, updated_at,
-           started_at, finished_at) FROM STDIN;
+           started_at, finished_at, concurrency_key) FROM STDIN;
 
 -- name: copy_events
 COPY job_events (id, job_id, at, from_status, to_status, action, actor, attempt, detail)
@@ -19,6 +20,22 @@ FROM STDIN;
 -- name: copy_consumers
 COPY consumers (id, host, pid, queues, started_at, last_heartbeat, state, current_job_id,
                 jobs_done, jobs_failed) FROM STDIN;
+
+-- name: copy_controls
+COPY queue_controls (queue, paused, paused_at, paused_by, pause_reason, concurrency_limit,
+                     key_concurrency_limit, rate_limit, key_rate_limit, rate_period,
+                     updated_at, updated_by) FROM STDIN;
+
+-- name: copy_settings
+COPY settings (name, value, updated_at, updated_by) FROM STDIN;
+
+-- name: copy_audit
+COPY audit_log (at, actor, action, target, old_value, new_value, detail) FROM STDIN;
+
+-- name: copy_schedules
+COPY schedules (name, cron, timezone, data, queue, priority, max_attempts, catch_up,
+                catch_up_limit, paused, last_tick_at, last_job_id, last_enqueued_at,
+                ticks_enqueued, ticks_skipped, created_at, created_by, updated_at) FROM STDIN;
 
 -- name: advance_job_ids
 -- New jobs continue after every id the source ever handed out.

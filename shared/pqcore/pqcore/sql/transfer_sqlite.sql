@@ -12,7 +12,7 @@ SELECT id FROM jobs WHERE status = 'processing' AND lease_expires_at > :now ORDE
 -- name: jobs_all
 SELECT id, queue, data, status, priority, run_at, attempts, max_attempts, error,
        consumer_id, lease_token, lease_expires_at, dedupe_key, created_at, updated_at,
-       started_at, finished_at
+       started_at, finished_at, concurrency_key
   FROM jobs ORDER BY id;
 
 -- name: events_all
@@ -23,6 +23,24 @@ SELECT id, job_id, at, from_status, to_status, action, actor, attempt, detail
 SELECT id, host, pid, queues, started_at, last_heartbeat, state, current_job_id,
        jobs_done, jobs_failed
   FROM consumers ORDER BY id;
+
+-- name: controls_all
+SELECT queue, paused, paused_at, paused_by, pause_reason, concurrency_limit,
+       key_concurrency_limit, rate_limit, key_rate_limit, rate_period, updated_at, updated_by
+  FROM queue_controls ORDER BY queue;
+
+-- name: settings_all
+SELECT name, value, updated_at, updated_by FROM settings ORDER BY name;
+
+-- name: audit_all
+-- In id order, without the id: the target numbers them afresh in the same order.
+SELECT at, actor, action, target, old_value, new_value, detail FROM audit_log ORDER BY id;
+
+-- name: schedules_all
+SELECT name, cron, timezone, data, queue, priority, max_attempts, catch_up, catch_up_limit,
+       paused, last_tick_at, last_job_id, last_enqueued_at, ticks_enqueued, ticks_skipped,
+       created_at, created_by, updated_at
+  FROM schedules ORDER BY name;
 
 -- name: job_id_high_water
 -- AUTOINCREMENT remembers ids of purged jobs too; the target must not reuse them.
