@@ -32,6 +32,7 @@ from pqcore.exceptions import (
     LeaseLost,
     PayloadTooLarge,
     PQError,
+    ScheduleNotFound,
     StorageError,
 )
 from pqcore.models import (
@@ -47,6 +48,7 @@ from pqcore.models import (
     ThroughputBucket,
 )
 from pqcore.queue import Queue
+from pqcore.schedules import Schedule, TickResult
 from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
 
 __version__ = "0.1.0"
@@ -114,10 +116,13 @@ __all__ = [
     "PayloadTooLarge",
     "Queue",
     "QueueSettings",
+    "Schedule",
+    "ScheduleNotFound",
     "SettleResult",
     "Stats",
     "StorageError",
     "ThroughputBucket",
+    "TickResult",
     "Transition",
     "open_queue",
 ]
