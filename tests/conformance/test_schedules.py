@@ -154,6 +154,7 @@ def test_a_restart_continues_without_doubling_or_dropping(
     ]
     assert tick_keys(all_jobs(second)) == [key("m", 1_800_000_000 + n * MINUTE) for n in (2, 3)]
     assert second.schedule("m").ticks_skipped == 1  # the +60 tick, older than the grace
+    assert second.doctor() == []
 
 
 def test_a_failover_inside_the_grace_drops_nothing(queue: Queue, clock: FakeClock) -> None:
@@ -344,6 +345,7 @@ def test_a_refused_tick_job_holds_up_no_other_schedule(
     with pytest.raises(InvalidArgument, match="schedule 'big'"):
         strict.enqueue_due_ticks(actor="manager")
     assert len(roomy.enqueue_due_ticks(actor="manager")) == 1  # where it fits, it goes
+    assert roomy.doctor() == []
 
 
 def test_ticks_follow_the_schedules_timezone(queue: Queue, clock: FakeClock) -> None:
