@@ -32,6 +32,7 @@ from pqcore.exceptions import (
     LeaseLost,
     PayloadTooLarge,
     PQError,
+    ScheduleNotFound,
     StorageError,
 )
 from pqcore.models import (
@@ -48,6 +49,7 @@ from pqcore.models import (
     ThroughputBucket,
 )
 from pqcore.queue import Queue
+from pqcore.schedules import Schedule, TickResult
 from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
 
 __version__ = "0.1.0"
@@ -116,10 +118,13 @@ __all__ = [
     "Queue",
     "QueueControl",
     "QueueSettings",
+    "Schedule",
+    "ScheduleNotFound",
     "SettleResult",
     "Stats",
     "StorageError",
     "ThroughputBucket",
+    "TickResult",
     "Transition",
     "open_queue",
 ]

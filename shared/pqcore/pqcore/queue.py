@@ -30,6 +30,7 @@ from pqcore.models import EnqueueRequest, Job, Outcome, QueueControl, SettleResu
 from pqcore.policy import outcome_move
 from pqcore.reading import Reading
 from pqcore.runtime import RuntimeSettings
+from pqcore.schedules import Schedules
 from pqcore.states import OutcomeKind
 from pqcore.validation import (
     check_consumer_id,
@@ -40,7 +41,7 @@ from pqcore.validation import (
 )
 
 
-class Queue(Reading, Administration, RuntimeSettings):
+class Queue(Reading, Administration, RuntimeSettings, Schedules):
     """A persistent job queue (``pqcore.open_queue`` opens one)."""
 
     # ---------------------------------------------------------------- producers
