@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (
         ("retry", "resubmit a failed, dead or cancelled job (fresh attempts)"),
-        ("cancel", "cancel a pending or failed job"),
+        ("cancel", "cancel a pending, running or failed job"),
         ("mark-done", "mark a job done by hand"),
         ("mark-failed", "move a job to the dead-letter queue by hand"),
     ):
