@@ -99,6 +99,7 @@ class EnqueueRequest:
     run_at: float | None = None
     dedupe_key: str | None = None
     max_attempts: int | None = None
+    concurrency_key: str | None = None  # the partition per-key limits count
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,6 +130,51 @@ class Stats:
     stalled: int  # processing jobs whose lease has expired
     dead_letter: int
     total: int
+    paused_queues: list[str] = dataclasses.field(default_factory=list)  # in scope
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueControl:
+    """What holds one queue back: a pause and limits (None: no such limit).
+
+    Limits hold across every consumer and host: ``concurrency_limit`` jobs processing
+    at once, ``rate_limit`` claims per ``rate_period`` seconds (a sliding window); the
+    ``key_*`` limits apply per ``concurrency_key`` of the queue's jobs."""
+
+    queue: str
+    paused: bool
+    paused_at: float | None
+    paused_by: str | None
+    pause_reason: str | None
+    concurrency_limit: int | None
+    key_concurrency_limit: int | None
+    rate_limit: int | None
+    key_rate_limit: int | None
+    rate_period: float | None
+    updated_at: float
+    updated_by: str
+
+    @classmethod
+    def from_row(cls, row: Any) -> QueueControl:
+        values = {f.name: row[f.name] for f in dataclasses.fields(cls)}
+        values["paused"] = bool(values["paused"])
+        return cls(**values)
+
+    @property
+    def limited(self) -> bool:
+        return any(v is not None for v in self.limits().values())
+
+    def limits(self) -> dict[str, int | float | None]:
+        return {
+            "concurrency_limit": self.concurrency_limit,
+            "key_concurrency_limit": self.key_concurrency_limit,
+            "rate_limit": self.rate_limit,
+            "key_rate_limit": self.key_rate_limit,
+            "rate_period": self.rate_period,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

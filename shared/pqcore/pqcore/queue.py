@@ -24,9 +24,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pqcore.admin import Administration
+from pqcore.controls import Controls
 from pqcore.driver import Session
 from pqcore.exceptions import DatabaseBusy, JobNotFound, LeaseLost
-from pqcore.models import EnqueueRequest, Job, Outcome, SettleResult
+from pqcore.models import EnqueueRequest, Job, Outcome, QueueControl, SettleResult
 from pqcore.policy import outcome_move
 from pqcore.reading import Reading
 from pqcore.states import OutcomeKind
@@ -39,7 +40,7 @@ from pqcore.validation import (
 )
 
 
-class Queue(Reading, Administration):
+class Queue(Reading, Administration, Controls):
     """A persistent job queue (``pqcore.open_queue`` opens one)."""
 
     # ---------------------------------------------------------------- producers
@@ -54,10 +55,14 @@ class Queue(Reading, Administration):
         run_at: float | None = None,
         dedupe_key: str | None = None,
         max_attempts: int | None = None,
+        concurrency_key: str | None = None,
         actor: str = "producer",
     ) -> Job:
-        """Add one job; with a ``dedupe_key`` that an active job holds, return that job."""
-        request = EnqueueRequest(data, queue, priority, delay, run_at, dedupe_key, max_attempts)
+        """Add one job; with a ``dedupe_key`` that an active job holds, return that job.
+        ``concurrency_key`` names the partition a queue's per-key limits count."""
+        request = EnqueueRequest(
+            data, queue, priority, delay, run_at, dedupe_key, max_attempts, concurrency_key
+        )
         return self.enqueue_many([request], actor=actor)[0]
 
     def enqueue_many(
@@ -141,6 +146,9 @@ class Queue(Reading, Administration):
         lease = self._lease(lease_seconds)
         check_consumer_id(consumer_id)
 
+        limited = self._limited_in_scope(names) if limit else []
+        freeing = self._slot_limited_queues()  # read here: never inside the transaction
+
         def body(session: Session) -> SettleResult:
             now = self._now()
             # Completions go through one guarded statement together; results are still
@@ -166,14 +174,20 @@ class Queue(Reading, Administration):
                         applied[i] = job
             settled = [applied[i] for i in sorted(applied)]
             lost = [outcomes[i].job_id for i in sorted(refused)]
-            claimed = self._claim(session, consumer_id, limit, names, lease, now) if limit else []
+            session.notify({job.queue for job in settled} & freeing)
+            claimed = (
+                self._claim(session, consumer_id, limit, names, limited, lease, now)
+                if limit
+                else []
+            )
             return SettleResult(settled, lost, claimed)
 
         # A claim that settles nothing need not wait for the disk: if a power cut undoes
         # it, the job is pending again, just as the rescue of a crashed consumer's job
         # would make it, and that consumer died with the power. Every outcome (and
         # every enqueue) is durable before the call returns.
-        return self.driver.write(body, durable=bool(outcomes), single_statement=not outcomes)
+        single = not outcomes and not limited
+        return self.driver.write(body, durable=bool(outcomes), single_statement=single)
 
     def _claim(
         self,
@@ -181,6 +195,7 @@ class Queue(Reading, Administration):
         consumer_id: str,
         limit: int,
         queues: list[str] | None,
+        limited: list[QueueControl],
         lease: float,
         now: float | None,
     ) -> list[Job]:
@@ -190,12 +205,21 @@ class Queue(Reading, Administration):
             "now": now,
             "limit": limit,
         }
-        if queues is None:
-            jobs = session.jobs("claim_any_queue", params)
+        jobs: list[Job] = []
+        # Limited queues first: they are the ones that may have to wait for a slot.
+        # Priority orders jobs within a queue; across queues it is a preference.
+        for control in limited:
+            if len(jobs) < limit:
+                jobs += self._claim_limited(session, control.queue, params, limit - len(jobs))
+        params["limit"] = limit - len(jobs)
+        if not params["limit"]:
+            pass
+        elif queues is None:
+            jobs += session.jobs("claim_any_queue", params)
         elif len(queues) == 1:
-            jobs = session.jobs("claim_one_queue", {**params, "queue": queues[0]})
+            jobs += session.jobs("claim_one_queue", {**params, "queue": queues[0]})
         else:
-            jobs = session.jobs("claim_in_queues", {**params, "queues": queues})
+            jobs += session.jobs("claim_in_queues", {**params, "queues": queues})
         # RETURNING gives rows in no promised order; hand them out in claim order.
         return sorted(jobs, key=lambda j: (-j.priority, j.run_at, j.id))
 
@@ -240,10 +264,16 @@ class Queue(Reading, Administration):
         return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.RELEASE, reason))
 
     def _settle_one(self, outcome: Outcome) -> Job:
-        return self.driver.write(
-            lambda s: self._apply_outcome(s, outcome, None, self._now()),
-            single_statement=outcome.kind == OutcomeKind.DONE,  # it reads only after a miss
-        )
+        freeing = self._slot_limited_queues()
+
+        def body(session: Session) -> Job:
+            job = self._apply_outcome(session, outcome, None, self._now())
+            if job.queue in freeing:
+                session.notify([job.queue])
+            return job
+
+        # The completion reads only after a miss.
+        return self.driver.write(body, single_statement=outcome.kind == OutcomeKind.DONE)
 
     def heartbeat(
         self, job_id: int, lease_token: str, *, lease_seconds: float | None = None
@@ -278,8 +308,19 @@ class Queue(Reading, Administration):
         while True:
             self.driver.listen()  # armed before the check: no wake-up is missed
             params = {"now": self._now(), "queues": names}
-            row = self.driver.read(lambda s, p=params: s.one(query, p))  # type: ignore[misc]
-            due_in = None if row is None or row["wait"] is None else float(row["wait"])
+            limited = self._limited_in_scope(names)
+
+            def check(
+                session: Session,
+                p: dict[str, Any] = params,
+                limited: list[QueueControl] = limited,
+            ) -> float | None:
+                row = session.one(query, p)
+                waits = [None if row is None or row["wait"] is None else float(row["wait"])]
+                waits += [self._limited_wait(session, c, p["now"]) for c in limited]
+                return min((w for w in waits if w is not None), default=None)
+
+            due_in = self.driver.read(check)
             if due_in is not None and due_in <= 0:
                 return True
             remaining = deadline - time.monotonic()

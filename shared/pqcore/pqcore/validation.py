@@ -70,11 +70,7 @@ def enqueue_values(item: str | EnqueueRequest, settings: QueueSettings) -> dict[
         delay = finite(request.delay, "delay")
         if delay < 0:
             raise InvalidArgument("delay must not be negative")
-    if request.dedupe_key is not None:
-        if not isinstance(request.dedupe_key, str) or not request.dedupe_key:
-            raise InvalidArgument("dedupe key must be non-empty text")
-        if len(request.dedupe_key) > MAX_DEDUPE_KEY:
-            raise InvalidArgument(f"dedupe key is longer than {MAX_DEDUPE_KEY} characters")
+    check_key(request.dedupe_key, "dedupe key")
     max_attempts = request.max_attempts
     if max_attempts is None:  # not `or`: an explicit 0 is an error, not the default
         max_attempts = settings.max_attempts
@@ -90,7 +86,17 @@ def enqueue_values(item: str | EnqueueRequest, settings: QueueSettings) -> dict[
         "delay": delay,
         "dedupe_key": request.dedupe_key,
         "max_attempts": max_attempts,
+        "concurrency_key": check_key(request.concurrency_key, "concurrency key"),
     }
+
+
+def check_key(value: str | None, what: str) -> str | None:
+    if value is not None:
+        if not isinstance(value, str) or not value:
+            raise InvalidArgument(f"{what} must be non-empty text")
+        if len(value) > MAX_DEDUPE_KEY:
+            raise InvalidArgument(f"{what} is longer than {MAX_DEDUPE_KEY} characters")
+    return value
 
 
 def lease_seconds(settings: QueueSettings, value: float | None) -> float:

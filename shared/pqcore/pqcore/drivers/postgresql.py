@@ -157,6 +157,7 @@ class PostgresSession(Session):
         columns = {
             "queues": "queue", "datas": "data", "priorities": "priority",
             "run_ats": "run_at", "delays": "delay", "max_attempts": "max_attempts",
+            "concurrency_keys": "concurrency_key",
         }  # fmt: skip
         arrays = {name: [r[column] for r in rows] for name, column in columns.items()}
         return self.jobs("jobs_insert_many", {**params, **arrays})

@@ -42,12 +42,13 @@ SELECT coalesce(a.queue, c.queue) AS queue, coalesce(a.status, c.status) AS stat
 -- Many jobs in one statement, ids ascending in input order; SQLite runs job_insert_plain
 -- per row instead (it has no unnest).
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
-                  created_at, updated_at, last_action, last_actor)
+                  concurrency_key, created_at, updated_at, last_action, last_actor)
 SELECT t.queue, t.data, 'pending', t.priority, coalesce(t.run_at, :now + t.delay), 0,
-       t.max_attempts, :now, :now, 'enqueue', :actor
+       t.max_attempts, t.concurrency_key, :now, :now, 'enqueue', :actor
   FROM unnest(CAST(:queues AS text[]), CAST(:datas AS text[]), CAST(:priorities AS int[]),
               CAST(:run_ats AS float8[]), CAST(:delays AS float8[]),
-              CAST(:max_attempts AS int[]))
-       WITH ORDINALITY AS t (queue, data, priority, run_at, delay, max_attempts, ord)
+              CAST(:max_attempts AS int[]), CAST(:concurrency_keys AS text[]))
+       WITH ORDINALITY AS t (queue, data, priority, run_at, delay, max_attempts,
+                             concurrency_key, ord)
  ORDER BY t.ord
 RETURNING *;

@@ -21,9 +21,9 @@
 -- name: job_insert
 -- One job. A job whose dedupe key an active job holds is not inserted (no row).
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
-                  dedupe_key, created_at, updated_at, last_action, last_actor)
+                  dedupe_key, concurrency_key, created_at, updated_at, last_action, last_actor)
 VALUES (:queue, :data, 'pending', :priority, coalesce(:run_at, :now + :delay), 0,
-        :max_attempts, :dedupe_key, :now, :now, 'enqueue', :actor)
+        :max_attempts, :dedupe_key, :concurrency_key, :now, :now, 'enqueue', :actor)
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN {active_states}
 DO NOTHING
 RETURNING *;
@@ -31,9 +31,9 @@ RETURNING *;
 -- name: job_insert_plain_one
 -- One job without a dedupe key: no conflict is possible, so no upsert to pay for.
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
-                  created_at, updated_at, last_action, last_actor)
+                  concurrency_key, created_at, updated_at, last_action, last_actor)
 VALUES (:queue, :data, 'pending', :priority, coalesce(:run_at, :now + :delay), 0,
-        :max_attempts, :now, :now, 'enqueue', :actor)
+        :max_attempts, :concurrency_key, :now, :now, 'enqueue', :actor)
 RETURNING *;
 
 -- name: job_by_active_dedupe_key
@@ -41,6 +41,10 @@ SELECT * FROM jobs WHERE dedupe_key = :dedupe_key AND status IN {active_states};
 
 -- name: job_get
 SELECT * FROM jobs WHERE id = :id;
+
+-- name: clock_now
+-- The queue's clock as a number (on PostgreSQL the server's, in this transaction).
+SELECT :now AS now;
 
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
@@ -63,6 +67,8 @@ SELECT * FROM job_events
 -- ---------------------------------------------------------------- claiming
 -- The picked ids are materialized: PostgreSQL could otherwise run a SKIP LOCKED
 -- subquery once per outer row and claim more than :limit jobs.
+-- These claims skip every queue with a queue_controls row (paused or limited): those
+-- are claimed by controls.sql's queries, under their limits.
 
 -- name: _claim_picked
 UPDATE jobs
@@ -77,6 +83,7 @@ RETURNING *;
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
      WHERE status = 'pending' AND queue = :queue AND run_at <= :now
+       AND NOT EXISTS (SELECT 1 FROM queue_controls WHERE queue = :queue)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
 )
@@ -86,6 +93,7 @@ WITH picked AS MATERIALIZED (
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
      WHERE status = 'pending' AND queue IN_LIST(:queues) AND run_at <= :now
+       AND queue NOT IN (SELECT queue FROM queue_controls)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
 )
@@ -95,6 +103,7 @@ WITH picked AS MATERIALIZED (
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
      WHERE status = 'pending' AND run_at <= :now
+       AND queue NOT IN (SELECT queue FROM queue_controls)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
 )
@@ -104,11 +113,12 @@ WITH picked AS MATERIALIZED (
 -- 0 when a job is runnable now, else the seconds until the next pending job comes due,
 -- measured on the queue's clock; NULL when nothing is pending.
 SELECT CASE WHEN min(run_at) <= :now THEN 0.0 ELSE min(run_at) - :now END AS wait
-  FROM jobs WHERE status = 'pending';
+  FROM jobs WHERE status = 'pending' AND queue NOT IN (SELECT queue FROM queue_controls);
 
 -- name: runnable_wait_in_queues
 SELECT CASE WHEN min(run_at) <= :now THEN 0.0 ELSE min(run_at) - :now END AS wait
-  FROM jobs WHERE status = 'pending' AND queue IN_LIST(:queues);
+  FROM jobs WHERE status = 'pending' AND queue IN_LIST(:queues)
+   AND queue NOT IN (SELECT queue FROM queue_controls);
 
 -- ---------------------------------------------------------------- the lease holder
 

@@ -28,9 +28,9 @@ SELECT queue FROM job_counts GROUP BY queue HAVING sum(n) > 0 ORDER BY queue;
 -- enqueue_many's path when no job has a dedupe key: executemany (one prepared statement
 -- run in C per row), then the rows are read back; PostgreSQL inserts them with unnest.
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
-                  created_at, updated_at, last_action, last_actor)
+                  concurrency_key, created_at, updated_at, last_action, last_actor)
 VALUES (:queue, :data, 'pending', :priority, coalesce(:run_at, :now + :delay), 0,
-        :max_attempts, :now, :now, 'enqueue', :actor);
+        :max_attempts, :concurrency_key, :now, :now, 'enqueue', :actor);
 
 -- name: jobs_after
 SELECT * FROM jobs WHERE id > :after ORDER BY id;
@@ -53,6 +53,7 @@ SELECT CAST(at / :bucket AS INTEGER) * :bucket AS start,
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs INDEXED BY jobs_claim_any
      WHERE status = 'pending' AND run_at <= :now
+       AND queue NOT IN (SELECT queue FROM queue_controls)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit
 )
