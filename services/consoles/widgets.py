@@ -58,6 +58,11 @@ def show_flashes() -> None:
 
 
 def status_metrics(stats: Stats) -> None:
+    if stats.paused_queues:
+        st.warning(
+            "Paused (nothing is claimed from them): " + ", ".join(stats.paused_queues),
+            icon=":material/pause_circle:",
+        )
     columns = st.columns(8)
     counts = stats.counts
     values = [
