@@ -38,6 +38,16 @@ BATCH = 1000
 MAX_BATCHES = 50  # per step and cycle: a huge backlog is worked off over a few cycles
 
 
+# ManagerSettings fields an operator may change while the manager runs (pqcore.runtime).
+RUNTIME_SETTINGS = (
+    "stall_timeout",
+    "consumer_timeout",
+    "retention",
+    "oldest_pending_threshold",
+    "backlog_threshold",
+)
+
+
 @dataclasses.dataclass(frozen=True)
 class ManagerSettings:
     check_interval: float = 300.0
@@ -79,6 +89,7 @@ class Manager:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.queue = queue
+        self.base_settings = settings  # flags and PQ_* variables: operators' values win
         self.settings = settings
         self.manager_id = manager_id
         self.stop = stop or StopRequest()
@@ -94,6 +105,7 @@ class Manager:
         try:
             while not self.stop.requested:
                 liveness.beat()
+                self._pick_up_runtime_settings()
                 now = self.clock()
                 if self._elect():
                     if now >= next_rescue:
@@ -111,6 +123,26 @@ class Manager:
             self._resign()
             self.bus.close()
         return 0
+
+    def _pick_up_runtime_settings(self) -> None:
+        """Apply what operators changed with ``pq config`` (re-read every few seconds)."""
+        try:
+            values = {
+                name: self.queue.runtime_value(name, getattr(self.base_settings, name))
+                for name in RUNTIME_SETTINGS
+            }
+            updated = dataclasses.replace(self.base_settings, **values)
+        except (PQError, ValueError) as error:
+            logger.warning("runtime settings not applied: {}", error)
+            return
+        if updated != self.settings:
+            changed = {
+                name: getattr(updated, name)
+                for name in RUNTIME_SETTINGS
+                if getattr(updated, name) != getattr(self.settings, name)
+            }
+            logger.info("runtime settings changed: {}", changed)
+            self.settings = updated
 
     # ------------------------------------------------------------ leadership
 

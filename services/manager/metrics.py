@@ -10,7 +10,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import REGISTRY, Collector
 
-from pqcore import Consumer, ConsumerState, PQError, Queue, Stats
+from pqcore import Consumer, ConsumerState, PQError, Queue, QueueControl, Stats
 from services.common.claims import ClaimWatch
 
 IS_LEADER = Gauge("pq_manager_is_leader", "1 while this manager holds the leadership lease")
@@ -50,14 +50,15 @@ class QueueCollector(Collector):
         # thread keeps it to one database connection for the life of the process.
         self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrape")
 
-    def _read(self) -> tuple[Stats, list[Consumer], float]:
+    def _read(self) -> tuple[Stats, list[Consumer], float, dict[str, QueueControl]]:
         if self._queue is None:
             self._queue = self._open()
         queue = self._queue
-        return queue.stats(), queue.consumers(), self._claims.seconds_since_claim(queue)
+        since_claim = self._claims.seconds_since_claim(queue)
+        return queue.stats(), queue.consumers(), since_claim, queue.controls()
 
     def describe(self) -> Iterator[Metric]:
-        yield from self._families(None, [], 0.0)
+        yield from self._families(None, [], 0.0, {})
 
     def collect(self) -> Iterator[Metric]:
         try:
@@ -68,7 +69,11 @@ class QueueCollector(Collector):
         yield from self._families(*read)
 
     def _families(
-        self, stats: Stats | None, consumers: list[Consumer], since_claim: float
+        self,
+        stats: Stats | None,
+        consumers: list[Consumer],
+        since_claim: float,
+        controls: dict[str, QueueControl],
     ) -> Iterator[Metric]:
         if stats is None:  # describe(): names only, no database access at registration
             stats = Stats(counts={}, oldest_pending_age=None, stalled=0, dead_letter=0, total=0)
@@ -104,6 +109,23 @@ class QueueCollector(Collector):
             " the oldest history this manager read when none was seen)",
             value=since_claim,
         )
+        paused = GaugeMetricFamily(
+            "pq_queue_paused",
+            "1 while the queue is paused (queues with controls)",
+            labels=["queue"],
+        )
+        limits = GaugeMetricFamily(
+            "pq_queue_limit",
+            "a queue's limit: jobs processing at once (concurrency), claims per period (rate)",
+            labels=["queue", "limit"],
+        )
+        for name, control in sorted(controls.items()):
+            paused.add_metric([name], 1 if control.paused else 0)
+            for limit, value in control.limits().items():
+                if value is not None:
+                    limits.add_metric([name, limit], float(value))
+        yield paused
+        yield limits
 
 
 def register_queue_collector(open_queue: Callable[[], Queue]) -> QueueCollector:

@@ -58,6 +58,20 @@ def test_manager_rescues_expired_and_stalled_jobs_and_schedules_retries(
     assert "processing longer than 1s" in detail
 
 
+def test_a_running_manager_picks_up_a_changed_stall_timeout(system: System) -> None:
+    stuck = system.queue.enqueue("stuck").id
+    system.queue.claim("stuck-consumer", lease_seconds=600)  # alive (by its lease), stuck
+    manager = system.start("manager", *FAST, "--stall-timeout", 3600)
+    wait_for(lambda: leader_pid(system) == manager.pid, 30, "the manager to lead")
+    system.queue.config_set("stall_timeout", 1, actor="alice")
+    wait_for(
+        lambda: any(e.action == "rescue" for e in system.queue.history(stuck)),
+        30,
+        "the stuck job rescued under the new stall timeout, without a restart",
+    )
+    assert "runtime settings changed: {'stall_timeout': 1.0}" in manager.text()
+
+
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         return str(response.read().decode())
@@ -68,6 +82,8 @@ def test_metrics_endpoints_export_the_documented_names(system: System) -> None:
         system.write_job_file(payload)
         system.queue.enqueue(payload)
     system.queue.claim("someone", lease_seconds=600)
+    system.queue.pause("default", actor="test")
+    system.queue.set_limits("default", concurrency=4, actor="test")
     port = free_port()
     system.start("manager", *FAST, "--metrics-port", port)
     text = wait_for(lambda: _try_scrape(port), 30, "the manager's metrics") or ""
@@ -77,6 +93,12 @@ def test_metrics_endpoints_export_the_documented_names(system: System) -> None:
     assert 'pq_build_info{role="manager",version="0.1.0"} 1.0' in text
     wait_for(lambda: "pq_manager_is_leader 1.0" in scrape(port), 30, "leadership exported")
     assert "pq_jobs_claimed_total" not in text  # a consumer's metric: not the manager's
+    assert 'pq_queue_paused{queue="default"} 1.0' in text
+    assert 'pq_queue_limit{limit="concurrency_limit",queue="default"} 4.0' in text
+    system.queue.resume("default", actor="test")
+    wait_for(
+        lambda: 'pq_queue_paused{queue="default"} 0.0' in scrape(port), 30, "the resume exported"
+    )
 
     base = free_port()
     system.start(

@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=float, default=0.0, help="seconds before it may run")
     p.add_argument("--dedupe-key", help="an active job with this key is returned instead")
     p.add_argument("--max-attempts", type=int, default=None)
+    p.add_argument("--concurrency-key", help="the partition per-key limits count (pq limit)")
     p.set_defaults(func=cmd_enqueue)
 
     p = sub.add_parser("stats", help="counts per status and the oldest pending age")
@@ -109,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_doctor)
 
+    from pqcore import cli_controls
+
+    cli_controls.register(sub)
     for entry in _plugin_commands():
         entry(sub)
     return parser
@@ -140,6 +144,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         "priority": args.priority,
         "delay": args.delay,
         "max_attempts": args.max_attempts,
+        "concurrency_key": args.concurrency_key,
     }
     queue = queue_from_args(args)
     with queue:
@@ -185,6 +190,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     age = "-" if stats.oldest_pending_age is None else f"{stats.oldest_pending_age:.1f}s"
     print(f"oldest pending age: {age}")
     print(f"stalled (lease expired): {stats.stalled}")
+    if stats.paused_queues:
+        print(f"paused queues: {', '.join(stats.paused_queues)}")
     return 0
 
 

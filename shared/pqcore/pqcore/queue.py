@@ -24,12 +24,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pqcore.admin import Administration
-from pqcore.controls import Controls
 from pqcore.driver import Session
 from pqcore.exceptions import DatabaseBusy, JobNotFound, LeaseLost
 from pqcore.models import EnqueueRequest, Job, Outcome, QueueControl, SettleResult
 from pqcore.policy import outcome_move
 from pqcore.reading import Reading
+from pqcore.runtime import RuntimeSettings
 from pqcore.states import OutcomeKind
 from pqcore.validation import (
     check_consumer_id,
@@ -40,7 +40,7 @@ from pqcore.validation import (
 )
 
 
-class Queue(Reading, Administration, Controls):
+class Queue(Reading, Administration, RuntimeSettings):
     """A persistent job queue (``pqcore.open_queue`` opens one)."""
 
     # ---------------------------------------------------------------- producers
@@ -69,7 +69,8 @@ class Queue(Reading, Administration, Controls):
         self, items: Iterable[str | EnqueueRequest], *, actor: str = "producer"
     ) -> list[Job]:
         """Add jobs in one transaction: all of them or none. Returns them in order."""
-        rows = [enqueue_values(item, self.settings) for item in items]  # all checked first
+        settings = self._refresh_runtime()
+        rows = [enqueue_values(item, settings) for item in items]  # all checked first
         if not rows:
             return []
 
@@ -143,6 +144,7 @@ class Queue(Reading, Administration, Controls):
         """
         check_limit(limit)
         names = check_queues(queues)
+        self._refresh_runtime()  # outcomes below use the operators' current retry policy
         lease = self._lease(lease_seconds)
         check_consumer_id(consumer_id)
 
@@ -247,7 +249,7 @@ class Queue(Reading, Administration, Controls):
             self._held(session, outcome.job_id, outcome.lease_token)
             raise LeaseLost(outcome.job_id)
         job = self._held(session, outcome.job_id, outcome.lease_token)
-        move = outcome_move(job, outcome, self.settings)
+        move = outcome_move(job, outcome, self._current_settings())
         return self._apply(session, job, move, actor or job.consumer_id or "consumer", now)
 
     def complete(self, job_id: int, lease_token: str) -> Job:
@@ -264,6 +266,7 @@ class Queue(Reading, Administration, Controls):
         return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.RELEASE, reason))
 
     def _settle_one(self, outcome: Outcome) -> Job:
+        self._refresh_runtime()
         freeing = self._slot_limited_queues()
 
         def body(session: Session) -> Job:
@@ -279,6 +282,7 @@ class Queue(Reading, Administration, Controls):
         self, job_id: int, lease_token: str, *, lease_seconds: float | None = None
     ) -> float:
         """Extend the lease; returns the new expiry. Raises ``LeaseLost``."""
+        self._refresh_runtime()
         lease = self._lease(lease_seconds)
 
         def body(session: Session) -> float:
@@ -332,4 +336,4 @@ class Queue(Reading, Administration, Controls):
             self.driver.wait(pause)
 
     def _lease(self, value: float | None) -> float:
-        return lease_seconds(self.settings, value)
+        return lease_seconds(self._current_settings(), value)

@@ -10,3 +10,19 @@ SELECT * FROM audit_log ORDER BY id DESC LIMIT :limit;
 
 -- name: audit_recent_for_target
 SELECT * FROM audit_log WHERE target = :target ORDER BY id DESC LIMIT :limit;
+
+-- name: settings_all
+SELECT * FROM settings ORDER BY name;
+
+-- name: setting_get
+SELECT * FROM settings WHERE name = :name;
+
+-- name: setting_upsert
+INSERT INTO settings (name, value, updated_at, updated_by)
+VALUES (:name, :value, :now, :actor)
+ON CONFLICT (name) DO UPDATE
+   SET value = excluded.value, updated_at = excluded.updated_at,
+       updated_by = excluded.updated_by;
+
+-- name: setting_delete
+DELETE FROM settings WHERE name = :name;
