@@ -185,7 +185,9 @@ def test_ops_console_live_view_and_consumers(
     dead_row = page.locator('[role="row"]', has_text="worker-b").first
     dead_row.wait_for(state="attached")
     assert dead_row.locator('[role="gridcell"]', has_text=re.compile("^DEAD$")).count() == 1
-    live_row = page.locator('[role="row"]', has_text="worker-a").first
+    # worker-a also shows in the running jobs table; its consumers row lists its queues.
+    live_row = page.locator('[role="row"]', has_text="default,emails").first
+    assert live_row.locator('[role="gridcell"]', has_text=re.compile("^worker-a$")).count() == 1
     assert live_row.locator('[role="gridcell"]', has_text=re.compile("^DEAD$")).count() == 0
     assert live_row.locator('[role="gridcell"]', has_text="host-a").count() == 1
 
