@@ -28,6 +28,7 @@ from hypothesis.stateful import (
 
 from pqcore import (
     EnqueueRequest,
+    InvalidArgument,
     InvalidTransition,
     Job,
     JobNotFound,
@@ -87,6 +88,9 @@ class QueueModelMachine(RuleBasedStateMachine):
         )
         self.jobs: dict[int, ModelJob] = {}
         self.stale_tokens: list[tuple[int, str]] = []
+        # Flow control of the one queue every job is in.
+        self.paused = False
+        self.concurrency: int | None = None
 
     def teardown(self) -> None:
         try:
@@ -100,8 +104,15 @@ class QueueModelMachine(RuleBasedStateMachine):
         return [j for j in self.jobs.values() if j.status is R]
 
     def runnable(self) -> list[ModelJob]:
+        """What a claim may get now, in claim order: nothing while the queue is paused,
+        no more than the concurrency limit leaves room for."""
+        if self.paused:
+            return []
         ready = [j for j in self.jobs.values() if j.status is P and j.run_at <= self.clock.now]
-        return sorted(ready, key=lambda j: (-j.priority, j.run_at, j.id))
+        ready.sort(key=lambda j: (-j.priority, j.run_at, j.id))
+        if self.concurrency is not None:
+            return ready[: max(0, self.concurrency - len(self.held()))]
+        return ready
 
     def drop_lease(self, job: ModelJob) -> None:
         assert job.token is not None
@@ -345,6 +356,25 @@ class QueueModelMachine(RuleBasedStateMachine):
             job.attempts, job.run_at = 0, self.clock.now
         assert result.status is destination
 
+    @rule(paused=st.booleans())
+    def pause_or_resume(self, paused: bool) -> None:
+        known = bool(self.jobs) or self.paused or self.concurrency is not None
+        if not known:  # every job purged and nothing set: an unknown queue
+            with pytest.raises(InvalidArgument):
+                self.queue.pause("default", actor="operator")
+            return
+        if paused:
+            assert self.queue.pause("default", actor="operator").paused
+        else:
+            self.queue.resume("default", actor="operator")
+        self.paused = paused
+
+    @rule(limit=st.sampled_from([None, 0, 1, 2]))
+    def set_concurrency_limit(self, limit: int | None) -> None:
+        control = self.queue.set_limits("default", concurrency=limit, actor="operator")
+        self.concurrency = limit
+        assert (control is None) == (limit is None and not self.paused)
+
     # ------------------------------------------------------------ checks after every step
 
     @invariant()
@@ -373,6 +403,7 @@ class QueueModelMachine(RuleBasedStateMachine):
         now = self.clock.now
         stalled = sum(1 for j in self.held() if j.lease_expires_at and j.lease_expires_at < now)
         assert stats.stalled == stalled
+        assert stats.paused_queues == (["default"] if self.paused else [])
 
 
 # Each example gets fresh storage: cheap for a SQLite file, about half a second for a
