@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from pqcore import JobCancelled, JobState, open_queue
+from services.consoles.common import when
 from tests.conftest import ROOT, pq_command, require
 from tests.consoles.seeding import PASSWORDS, Seeded, seeded_database, write_users
 from tests.support import free_port
@@ -307,4 +308,56 @@ def test_ops_pauses_and_resumes_a_queue_and_cancels_a_running_job(
             queue.heartbeat(held.id, held.lease_token or "")
         last = queue.history(held.id)[-1]
         assert (last.action, last.actor, last.detail) == ("cancel", "bob", "customer withdrew")
+    page.close()
+
+
+def test_admin_adds_a_schedule_and_changes_a_runtime_setting(
+    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 through the admin console: a schedule added and listed with its next
+    run; a runtime setting refused with a bad value, then changed, and audited."""
+    db, _, _ = seeded
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.set_default_timeout(20_000)
+    log_in(page, consoles["admin"], "alice", PASSWORDS["alice"])
+    page.get_by_text("Dead letter").first.wait_for()
+
+    page.get_by_role("link", name=re.compile("Schedules")).click()
+    page.get_by_text("Add a schedule").click()
+    page.get_by_label("Name", exact=True).fill("nightly-report")
+    page.get_by_label("Cron (minute hour day month weekday)").fill("30 2 * * *")
+    page.get_by_label("Timezone", exact=True).fill("Europe/Berlin")
+    page.get_by_label("Payload", exact=True).fill("jobs/nightly-report.txt")
+    page.get_by_role("button", name="Add schedule").click()
+    page.get_by_text("Schedule nightly-report added; next run").wait_for()
+    with open_queue(str(db), create=False) as queue:
+        schedule = queue.schedule("nightly-report")
+    assert schedule.next_run_at is not None and schedule.created_by == "alice"
+    row = page.locator('[role="row"]', has_text="nightly-report").first
+    row.wait_for(state="attached")
+    assert row.locator('[role="gridcell"]', has_text=when(schedule.next_run_at)).count() == 1
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "admin-schedules.png"), full_page=True)
+
+    page.get_by_role("link", name=re.compile("Settings")).click()
+    page.get_by_text("Change a setting").wait_for()  # max_attempts, the first, is picked
+    box = page.get_by_label("New value")
+    box.fill("lots")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Not changed: max_attempts must be a whole number").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "admin-setting-refused.png"), full_page=True)
+    with open_queue(str(db), create=False) as queue:
+        assert queue.config_get("max_attempts").source != "database"
+    box.fill("8")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Setting max_attempts is now 8 (database)").wait_for()
+    page.locator('[role="row"]', has_text="setting:max_attempts").first.wait_for(state="attached")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "admin-settings.png"), full_page=True)
+    with open_queue(str(db), create=False) as queue:
+        setting = queue.config_get("max_attempts")
+        assert (setting.value, setting.updated_by) == (8, "alice")
+        assert queue.audit_log(target="setting:max_attempts")[0].action == "config_set"
     page.close()
