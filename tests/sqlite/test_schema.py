@@ -51,7 +51,9 @@ def test_user_version_is_the_last_migration(migrated: sqlite3.Connection) -> Non
 
 
 def test_tables_match_the_models(migrated: sqlite3.Connection) -> None:
-    assert columns(migrated, "jobs") == [f.name for f in dataclasses.fields(Job)] + HISTORY_COLUMNS
+    jobs = columns(migrated, "jobs")
+    assert len(jobs) == len(set(jobs))
+    assert set(jobs) == {f.name for f in dataclasses.fields(Job)} | set(HISTORY_COLUMNS)
     assert set(columns(migrated, "job_events")) == {f.name for f in dataclasses.fields(JobEvent)}
     assert set(columns(migrated, "consumers")) == {f.name for f in dataclasses.fields(Consumer)}
 
