@@ -50,6 +50,7 @@ RUNTIME_SETTINGS = (
     "retention",
     "oldest_pending_threshold",
     "backlog_threshold",
+    "misfire_grace",
 )
 
 
