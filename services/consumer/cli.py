@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     consumer_id = process_id()
     port = args.metrics_port + args.metrics_port_offset if args.metrics_port else 0
     start_metrics_server("consumer", port, args.metrics_address)
-    with open_service_queue(args, lease_seconds=args.lease) as q:
+    with open_service_queue(args, stop=stop, lease_seconds=args.lease) as q:
         logger.info(
             "consumer {} started: db={} jobs_dir={} work={}-{}s lease={}s grace={}s",
             consumer_id,

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
 import socket
@@ -45,7 +46,7 @@ from pqcore import (
     Transition,
 )
 from pqcore.worker import Worker
-from services.common import liveness
+from services.common import liveness, storage
 from services.common.signals import StopRequest
 from services.consumer import handlers, metrics
 
@@ -55,6 +56,11 @@ IDLE_WAIT_SECONDS = 0.5  # how long one wait_for_jobs blocks before the loop loo
 TICK_SECONDS = 0.1  # the heartbeat thread's clock
 PREFETCH_SECONDS = 1.0  # claim what this consumer expects to start within this time
 MAX_ACK_DELAY = 0.05  # an outcome is written at most this long after the handler returns
+
+
+# A job file's write failing with these is the disk's fault: counted with the queue's
+# storage errors (pq_storage_errors_total{kind="job_file"}) as well as failing the job.
+JOB_FILE_STORAGE_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +163,8 @@ class Consumer:
     # ------------------------------------------------------------ lifecycle
 
     def run(self) -> int:
-        self._register()
+        if not self._register_until_stopped():
+            return 0
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         try:
@@ -173,6 +180,22 @@ class Consumer:
             self.jobs_failed,
         )
         return 0
+
+    def _register_until_stopped(self) -> bool:
+        """Register, retrying while the database is unavailable (a consumer started
+        before its database, or during an outage, waits rather than crash-looping).
+        False if stopped first."""
+        delay = 0.5
+        while not self.stop.requested:
+            try:
+                self._register()
+                return True
+            except StorageError as error:
+                logger.warning("cannot register yet: {}; retrying in {:.1f}s", error, delay)
+                liveness.beat()
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+        return False
 
     def _register(self) -> None:
         queues = ",".join(self.settings.queues) if self.settings.queues else "*"
@@ -365,6 +388,8 @@ class Consumer:
                 handler(ctx)
                 return
             except Exception as error:
+                if isinstance(error, OSError) and error.errno in JOB_FILE_STORAGE_ERRNOS:
+                    storage.count("job_file")  # the disk under the job files, not the job
                 if retry == IMMEDIATE_RETRIES or not handlers.is_transient(error):
                     raise
                 pause = IMMEDIATE_BACKOFF_SECONDS * 2**retry * random.uniform(0.5, 1.0)

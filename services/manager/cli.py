@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"pq manager: {error}") from None
     stop = StopRequest().install(exit_within=STOP_SECONDS)
     manager_id = process_id("manager")
-    with open_service_queue(args) as queue:
+    with open_service_queue(args, stop=stop) as queue:
         register_queue_collector(lambda: open_service_queue(args))
         register_schedule_collector(lambda: open_service_queue(args))
         start_metrics_server("manager", args.metrics_port, args.metrics_address)

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     stop = StopRequest().install(exit_within=STOP_SECONDS)
     producer_id = process_id("producer")
     start_metrics_server("producer", args.metrics_port, args.metrics_address)
-    with open_service_queue(args, max_attempts=args.max_attempts) as queue:
+    with open_service_queue(args, stop=stop, max_attempts=args.max_attempts) as queue:
         logger.info(
             "producer {} started: db={} jobs_dir={} interval={}s count={}",
             producer_id,
