@@ -39,11 +39,13 @@ console-ops: setup ## the ops console on http://127.0.0.1:8502 (login required)
 	$(VENV)/bin/pq console ops
 
 stack-local: setup ## the Docker stack with 5 consumers, images built from a local base (no registry)
+	@docker compose version >/dev/null 2>&1 || { echo "stack-local: no Compose v2 CLI" \
+		"(\`docker compose\`); on Debian 12: sudo deploy/scripts/install-compose-v2.sh" >&2; exit 1; }
 	bash deploy/scripts/docker-up.sh >/dev/null
 	bash deploy/scripts/wheelhouse.sh
 	bash deploy/scripts/make-secrets.sh
 	BASE_IMAGE=pq-ci-base:bookworm PIP_NO_INDEX=1 PROMETHEUS_IMAGE=pq-ci-prometheus:local \
-		docker-compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
+		docker compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
 
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
