@@ -11,7 +11,7 @@ packages=(
     postgresql                                # PostgreSQL backend tests (throwaway cluster)
     prometheus                                # promtool rule tests, dashboard query tests
     chromium chromium-driver                  # console browser tests
-    docker.io docker-compose debootstrap      # container tests (base image built locally)
+    docker.io debootstrap                     # container tests (base image built locally)
     openssl                                   # alert tests: a self-signed cert for SMTP STARTTLS
     faketime                                  # clock-skew tests: a process whose clock is wrong
     fuse3 libfuse3-dev                        # power-loss tier: the FUSE layer (fusermount3, libfuse3.so)
