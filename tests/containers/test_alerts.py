@@ -1,7 +1,9 @@
 """Real alerts from the compose stack: the manager image carries apprise, no `pq`
 command warns about a missing module in any image, and a job that enters the
 dead-letter queue reaches a real webhook receiver on the project's network (a
-container of the local base image, tests/containers/webhook_sink.py).
+container of the local base image, tests/containers/webhook_sink.py). The channel is
+set as a user sets it, with ``PQ_STACK_NOTIFY_URLS`` in the env file, which compose.yaml
+hands to the manager.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ def sink_bodies(stack: Stack) -> list[dict[str, Any]]:
 
 
 def test_the_manager_sends_a_real_alert_to_a_webhook(stack: Stack) -> None:
-    stack.set(COMPOSE_PROFILES="alerts", PQ_TEST_NOTIFY_URLS="json://alert-sink:8080/hook")
+    stack.set(
+        COMPOSE_PROFILES="alerts",
+        PQ_STACK_NOTIFY_URLS="json://alert-sink:8080/hook",
+        # The host's own channels, for the local run: they must not reach the containers.
+        PQ_NOTIFY_URLS="json://host-only.invalid/hook",
+    )
     stack.up("alert-sink", "manager", "consumer")
     [manager] = stack.containers("manager")
     [consumer] = stack.containers("consumer")
@@ -34,6 +41,7 @@ def test_the_manager_sends_a_real_alert_to_a_webhook(stack: Stack) -> None:
         timeout=60,
     )
     logs = stack.service_logs("manager")
+    assert "alerts on: 1 channel(s): json://alert-sink:8080/hook" in logs, logs
     assert "unavailable" not in logs and "apprise is missing" not in logs, logs
 
     # No pq command warns about a missing module, in the manager image or the others.
