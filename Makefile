@@ -29,7 +29,7 @@ test: setup ## run every test tier (installs what the tiers need)
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check shared services tests bench
+	$(VENV)/bin/ruff format --check shared services tests bench grafana
 	$(VENV)/bin/mypy
 
 console-admin: setup ## the admin console on http://127.0.0.1:8501 (login required)
@@ -47,6 +47,9 @@ stack-local: setup ## the Docker stack with 5 consumers, images built from a loc
 	BASE_IMAGE=pq-ci-base:bookworm PIP_NO_INDEX=1 PROMETHEUS_IMAGE=pq-ci-prometheus:local \
 		docker compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
 
+dashboards: setup ## regenerate grafana/dashboards/*.json from grafana/generate.py
+	$(PY) -m grafana.generate
+
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
 
@@ -56,4 +59,4 @@ bench-pg: setup ## claim+complete throughput on PostgreSQL vs SQLite (starts a t
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup run test lint bench bench-pg clean stack-local console-admin console-ops
+.PHONY: help setup run test lint bench bench-pg clean stack-local console-admin console-ops dashboards
