@@ -162,24 +162,22 @@ class Stack:
         """``docker compose <files> --env-file <file> ARGS``: testcontainers' own command line."""
         return run([*self.compose.docker_compose_command(), *args], timeout=timeout, check=check)
 
-    def up(self, *services: str, scale_consumers: int | None = None, wait: bool = False) -> None:
-        """Start ``services``; ``wait``: until every started container is healthy."""
+    def up(self, *services: str, scale_consumers: int | None = None) -> None:
+        """Start ``services`` (detached; the images are the session's)."""
         if scale_consumers is None:
             self.compose.services = list(services)
-            self.compose.wait = wait
             self.compose.start()
             return
         # testcontainers' start() has no --scale: the same command line, one flag more.
         args = ["up", "--detach", "--no-build", "--scale", f"consumer={scale_consumers}"]
-        self.command(*args, *(["--wait"] if wait else []), *services, timeout=300)
+        self.command(*args, *services, timeout=300)
 
-    def containers(self, service: str, *, running_only: bool = True) -> list[str]:
-        """Ids of ``service``'s containers, by `docker compose ps` (testcontainers)."""
-        listed = self.compose.get_containers(include_all=True)
+    def containers(self, service: str) -> list[str]:
+        """Ids of ``service``'s running containers, by `docker compose ps` (testcontainers)."""
         return [
             str(c.ID)
-            for c in listed
-            if c.Service == service and (c.State == "running" or not running_only)
+            for c in self.compose.get_containers()
+            if c.Service == service and c.State == "running"
         ]
 
     def inspect(self, container: str) -> dict[str, Any]:
