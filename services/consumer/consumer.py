@@ -78,6 +78,16 @@ class ConsumerSettings:
             raise ValueError("the batch must be from 1 to 1000")
 
     @property
+    def final_reserve(self) -> float:
+        """Of the grace period, what the last writes get after the job stops."""
+        return min(3.0, max(1.0, self.grace_seconds * 0.2))
+
+    @property
+    def stop_deadline(self) -> float:
+        """The process exits at most this long after SIGTERM, whatever the database does."""
+        return max(self.grace_seconds, self.final_reserve)
+
+    @property
     def heartbeat_interval(self) -> float:
         return self.lease_seconds / 3
 
@@ -177,9 +187,18 @@ class Consumer:
             logger.warning("could not deregister {}: {}", self.consumer_id, error)
 
     def grace_left(self) -> float:
+        """How long the current job may still run: the grace period less what the last
+        writes (release, outcomes, deregistering) are given (``final_reserve``)."""
         if self.stop.requested_at is None:
             return float("inf")
-        return self.settings.grace_seconds - (time.monotonic() - self.stop.requested_at)
+        work_grace = self.settings.grace_seconds - self.settings.final_reserve
+        return work_grace - (time.monotonic() - self.stop.requested_at)
+
+    def shutdown_left(self) -> float:
+        """How long the last writes may still take before the stop deadline."""
+        if self.stop.requested_at is None:
+            return float("inf")
+        return self.settings.stop_deadline - (time.monotonic() - self.stop.requested_at)
 
     # ------------------------------------------------------------ main loop
 
@@ -231,7 +250,7 @@ class Consumer:
                 self.worker.close()
                 return
             except StorageError as error:
-                if delay > 5 or self.grace_left() <= delay:
+                if delay > 5 or self.shutdown_left() <= delay:
                     logger.error("could not write the last outcomes: {}; leases expire", error)
                     return
                 logger.warning("database error while closing: {}; retrying", error)
