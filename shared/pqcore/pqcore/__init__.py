@@ -7,6 +7,8 @@
     [held] = queue.claim("worker-1")
     queue.complete(held.id, held.lease_token)
 
+Tasks (your functions, run by ``pq consumer --tasks``): ``pqcore.App``, in pqcore.tasks.
+
 Everything that knows SQL or the job state machine lives in this package.
 """
 
@@ -33,9 +35,12 @@ from pqcore.exceptions import (
     PayloadTooLarge,
     PQError,
     StorageError,
+    TaskFailed,
+    WaitTimeout,
 )
 from pqcore.models import (
     Consumer,
+    Dependency,
     EnqueueRequest,
     Job,
     JobEvent,
@@ -48,7 +53,9 @@ from pqcore.models import (
     ThroughputBucket,
 )
 from pqcore.queue import Queue
-from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
+from pqcore.running import TaskContext
+from pqcore.states import ConsumerState, DependencyFailure, JobState, OutcomeKind, Transition
+from pqcore.tasks import App, NotRetryable, Task, TaskHandle
 
 __version__ = "0.1.0"
 
@@ -88,6 +95,7 @@ def open_queue(
 
 
 __all__ = [
+    "App",
     "Conflict",
     "Consumer",
     "ConsumerState",
@@ -96,6 +104,8 @@ __all__ = [
     "DatabaseNotFound",
     "DatabaseReadOnly",
     "DatabaseUnavailable",
+    "Dependency",
+    "DependencyFailure",
     "DiskFull",
     "DiskIOError",
     "EnqueueRequest",
@@ -108,6 +118,7 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeaseLost",
+    "NotRetryable",
     "Outcome",
     "OutcomeKind",
     "PQError",
@@ -119,7 +130,12 @@ __all__ = [
     "SettleResult",
     "Stats",
     "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
     "ThroughputBucket",
     "Transition",
+    "WaitTimeout",
     "open_queue",
 ]
