@@ -70,6 +70,11 @@ def registered(name: str) -> Task[..., Any] | None:
     return _REGISTRY.get(name)
 
 
+def declared_names() -> list[str]:
+    """Every task declared in this process."""
+    return sorted(_REGISTRY)
+
+
 @dataclasses.dataclass(frozen=True)
 class TaskOptions:
     queue: str = "default"
