@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -147,10 +149,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def import_task_modules(names: list[str]) -> list[str]:
-    """Import the modules named by --tasks; the names of the tasks they declared. A module
-    that cannot be imported is bad input: one line, exit 2."""
+    """Import the modules named by --tasks (found from the current directory too, as with
+    ``python -m``); the names of the tasks declared. A module that cannot be imported is
+    bad input: one line, exit 2."""
     from pqcore.tasks import declared_names
 
+    if names and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: your project's modules
     for name in names:
         try:
             importlib.import_module(name)
