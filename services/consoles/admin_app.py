@@ -14,6 +14,9 @@ page = st.navigation(
     [
         st.Page("views/admin_jobs.py", title="Jobs", icon=":material/list_alt:", default=True),
         st.Page("views/admin_dead_letter.py", title="Dead letter", icon=":material/report:"),
+        st.Page("views/queues.py", title="Queues", icon=":material/view_list:"),
+        st.Page("views/admin_schedules.py", title="Schedules", icon=":material/schedule:"),
+        st.Page("views/admin_settings.py", title="Settings", icon=":material/tune:"),
         st.Page("views/admin_statistics.py", title="Statistics", icon=":material/bar_chart:"),
         st.Page("views/job.py", title="Job by id", icon=":material/search:"),
     ]

@@ -38,9 +38,11 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 USER_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MAX_PASSWORD = 1024
 
-# Roles and what they may do: view, act on one job, act on many (selection or filter).
+# Roles and what they may do: view; act on one thing (a job: resubmit, cancel, even a
+# running one; a queue: pause, resume); act on many jobs (selection or filter);
+# configure (queue limits, runtime settings, schedules).
 ROLES: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "act", "bulk"}),
+    "admin": frozenset({"view", "act", "bulk", "configure"}),
     "ops": frozenset({"view", "act"}),
 }
 

@@ -99,3 +99,25 @@ def describe(flt: JobFilter) -> str:
     if flt.created_after or flt.created_before:
         parts.append("in the chosen time range")
     return ", ".join(parts) or "all jobs"
+
+
+def parse_limit(text: str, name: str) -> int | None:
+    """A limit typed in a box: blank is no limit; pqcore checks the range."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise InputError(f"{name} must be a whole number, or blank for no limit") from None
+
+
+def parse_seconds(text: str, name: str) -> float | None:
+    """Seconds typed in a box: blank is the default; pqcore checks the range."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"{name} must be a number of seconds, or blank") from None

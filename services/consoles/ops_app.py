@@ -13,6 +13,7 @@ common.logout_button(user)
 page = st.navigation(
     [
         st.Page("views/ops_live.py", title="Live", icon=":material/monitor_heart:", default=True),
+        st.Page("views/queues.py", title="Queues", icon=":material/view_list:"),
         st.Page("views/job.py", title="Job by id", icon=":material/search:"),
     ]
 )

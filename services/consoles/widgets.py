@@ -58,6 +58,11 @@ def show_flashes() -> None:
 
 
 def status_metrics(stats: Stats) -> None:
+    if stats.paused_queues:
+        st.warning(
+            "Paused (nothing is claimed from them): " + ", ".join(stats.paused_queues),
+            icon=":material/pause_circle:",
+        )
     columns = st.columns(8)
     counts = stats.counts
     values = [
@@ -194,6 +199,12 @@ def job_actions(queue: Queue, job: Job, user: User, key: str) -> None:
     if not allowed:
         st.caption("No operator action applies to a job in this state.")
         return
+    running = job.status is JobState.PROCESSING
+    if running:
+        st.caption(
+            f"Running on consumer {job.consumer_id}. Cancel (or a mark) takes its lease: the"
+            " consumer stops the job at its next heartbeat and its outcome is refused."
+        )
     reason_text = st.text_input(
         "Reason (recorded in the history)", key=f"{key}_reason_{job.id}", max_chars=500
     )
@@ -211,7 +222,8 @@ def job_actions(queue: Queue, job: Job, user: User, key: str) -> None:
             except PQError as error:
                 st.error(f"{label} failed: {error}")
                 return
-            flash("success", f"Job {job.id}: {label.lower()} → {moved.status.value}")
+            note = f"; consumer {job.consumer_id} stops it at its next heartbeat" if running else ""
+            flash("success", f"Job {job.id}: {label.lower()} → {moved.status.value}{note}")
             st.rerun()
 
 

@@ -10,6 +10,11 @@
   period on shutdown.
 * A lease lost (rescued by the manager, marked by an operator) is never fought: the
   outcome is dropped, ``pq_lease_lost_total`` counts it, nothing more is written.
+* An operator's cancel of the running job reaches the heartbeat thread as
+  ``JobCancelled``: the handler's ``ctx.sleep``/``ctx.check_lease`` raise
+  ``CancelledDuringWork``, nothing more is written, no outcome is reported,
+  ``pq_jobs_cancelled_total`` counts it and the log names the operator. A handler that
+  ignores it is fenced: its outcome is dropped, or refused by the database.
 * SIGTERM: no new claims; the current job finishes if it can within the grace
   period, otherwise it is released back to ``pending`` at once.
 * Task jobs (``task:{...}`` payloads, ``pq consumer --tasks myapp.tasks``) run through
@@ -36,12 +41,15 @@ from loguru import logger
 from pqcore import (
     ConsumerState,
     Job,
+    JobCancelled,
+    JobState,
     LeaseLost,
     Outcome,
     OutcomeKind,
     PQError,
     Queue,
     StorageError,
+    Transition,
     running,
     taskcall,
 )
@@ -99,8 +107,10 @@ class HeldJob:
 
     job: Job
     lease_lost: threading.Event = dataclasses.field(default_factory=threading.Event)
+    cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
     last_beat: float = dataclasses.field(default_factory=time.monotonic)
     loss_counted: bool = False
+    cancel_noted: bool = False
 
     @property
     def token(self) -> str:
@@ -108,6 +118,8 @@ class HeldJob:
 
     def note_lease_lost(self, where: str) -> None:
         self.lease_lost.set()
+        if self.cancelled.is_set():
+            return  # the cancel was logged and counted as such
         if not self.loss_counted:
             self.loss_counted = True
             metrics.LEASE_LOST.inc()
@@ -241,11 +253,19 @@ class Consumer:
         # under the lock.
         with self._lock:
             held = self._pending.pop(outcome.job_id, None)
-            if held is None:
-                return
-            if job is None:
+        if held is None:
+            return
+        if job is None:
+            # Refused: the lease is gone. An operator's cancel that came after the last
+            # heartbeat is told apart from other losses by the job's state.
+            if self._was_cancelled(held.job.id):
+                self._note_cancelled(held, f"{outcome.kind} refused")
+                metrics.LEASE_LOST.inc()  # the late outcome the database refused: the fence
+            else:
                 held.note_lease_lost(f"{outcome.kind} rejected")
-            elif outcome.kind == OutcomeKind.RELEASE:
+            return
+        with self._lock:
+            if outcome.kind == OutcomeKind.RELEASE:
                 metrics.JOBS_RELEASED.labels(queue=held.job.queue).inc()
                 logger.warning("released job={} back to pending: {}", held.job.id, outcome.error)
             else:
@@ -290,6 +310,7 @@ class Consumer:
             stop_requested=lambda: self.stop.requested,
             grace_left=self.grace_left,
             lease_lost=held.lease_lost,
+            cancelled=held.cancelled,
         )
         started = time.monotonic()
         try:
@@ -297,7 +318,7 @@ class Consumer:
             self._report(held, OutcomeKind.DONE)
         except handlers.JobAbandoned as why:
             self._report(held, OutcomeKind.RELEASE, f"consumer stopping: {why}")
-        except handlers.LeaseLostDuringWork:
+        except handlers.LeaseLostDuringWork:  # CancelledDuringWork too: noted by the heartbeat
             held.note_lease_lost("during work")
         except handlers.PermanentError as error:
             self._report(held, OutcomeKind.FAILED, _describe(error), retryable=False)
@@ -344,6 +365,13 @@ class Consumer:
         result: Any = None,
     ) -> None:
         if held.lease_lost.is_set():
+            if held.cancelled.is_set():
+                # The handler ignored the cancel and finished anyway: fenced here.
+                logger.bind(event="cancelled_outcome_dropped", job_id=held.job.id).warning(
+                    "job={} returned {} after it was cancelled; the outcome is dropped",
+                    held.job.id,
+                    kind.value,
+                )
             return  # given up on (grace over) or taken away: nothing more is written
         with self._lock:
             self._pending[held.job.id] = held
@@ -415,10 +443,55 @@ class Consumer:
             # The main loop is inside the handler: a job whose lease the database still
             # extends is alive however long it runs (see services/common/liveness.py).
             liveness.beat()
+        except JobCancelled:
+            self._note_cancelled(held, "heartbeat")
         except LeaseLost:
             held.note_lease_lost("heartbeat rejected")
         except PQError as error:
             logger.warning("heartbeat of job={} failed: {}", held.job.id, error)
+
+    # ------------------------------------------------------------ an operator's cancel
+
+    def _note_cancelled(self, held: HeldJob, where: str) -> None:
+        """The job was cancelled while held: stop the handler (``cancelled`` first, so
+        it raises ``CancelledDuringWork``), log who did it, count it once."""
+        held.cancelled.set()
+        held.lease_lost.set()
+        with self._lock:
+            if held.cancel_noted:
+                return
+            held.cancel_noted = True
+        actor, reason = self._cancelled_by(held.job.id)
+        metrics.JOBS_CANCELLED.labels(queue=held.job.queue).inc()
+        logger.bind(
+            event="job_cancelled", job_id=held.job.id, queue=held.job.queue, actor=actor
+        ).warning(
+            "job cancelled by operator job={} attempt={} actor={} reason={} (seen by {}):"
+            " writing nothing more for it",
+            held.job.id,
+            held.job.attempts,
+            actor,
+            reason,
+            where,
+        )
+
+    def _cancelled_by(self, job_id: int) -> tuple[str | None, str | None]:
+        """(actor, reason) of the job's newest cancel in its history; Nones if unknown."""
+        try:
+            history = self.queue.history(job_id)
+        except PQError as error:
+            logger.debug("could not read the history of job={}: {}", job_id, error)
+            return None, None
+        for event in reversed(history):
+            if event.action == Transition.CANCEL:
+                return event.actor, event.detail
+        return None, None
+
+    def _was_cancelled(self, job_id: int) -> bool:
+        try:
+            return self.queue.get(job_id).status is JobState.CANCELLED
+        except PQError:
+            return False
 
     def _beat_row(self, held: HeldJob | None) -> None:
         try:

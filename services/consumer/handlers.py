@@ -11,7 +11,9 @@ A handler is ``fn(ctx: HandlerContext) -> None``. Returning means success. Raisi
 3 times with a short backoff; ``PermanentError`` fails the job for good (dead-letter
 queue); anything else fails it retryably (the manager retries it later with
 exponential backoff). Long work should wait with ``ctx.sleep`` and call
-``ctx.check_lease()`` before side effects, so shutdown and lease loss interrupt it.
+``ctx.check_lease()`` before side effects, so shutdown, lease loss and an operator's
+cancel interrupt it (``CancelledDuringWork``, a ``LeaseLostDuringWork``: let it
+propagate; the consumer then writes nothing more for the job).
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class LeaseLostDuringWork(Exception):
     """The lease was taken away while the handler ran: stop, write nothing more."""
 
 
+class CancelledDuringWork(LeaseLostDuringWork):
+    """An operator cancelled the job while the handler ran: stop, write nothing more."""
+
+
 TRANSIENT_ERRNOS = frozenset(
     {errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.EBUSY, errno.ETIMEDOUT, errno.ENOLCK}
 )
@@ -73,15 +79,22 @@ class HandlerContext:
     stop_requested: Callable[[], bool]
     grace_left: Callable[[], float]
     lease_lost: threading.Event
+    # Set (before ``lease_lost``) when the lease went because an operator cancelled the job.
+    cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
 
     def check_lease(self) -> None:
+        """Raise ``CancelledDuringWork`` once an operator cancelled the job, or
+        ``LeaseLostDuringWork`` once the lease was lost otherwise (both seen by the
+        consumer's next heartbeat): call it before every side effect."""
         if self.lease_lost.is_set():
+            if self.cancelled.is_set():
+                raise CancelledDuringWork(f"job {self.job.id} was cancelled by an operator")
             raise LeaseLostDuringWork(f"lease on job {self.job.id} was lost")
 
     def sleep(self, seconds: float) -> None:
         """Wait as work does. Raises ``JobAbandoned`` once a stop is requested and the
-        rest of the wait would outlast the grace period, ``LeaseLostDuringWork`` when
-        the lease is lost."""
+        rest of the wait would outlast the grace period, ``CancelledDuringWork`` or
+        ``LeaseLostDuringWork`` (see ``check_lease``)."""
         deadline = time.monotonic() + seconds
         while True:
             self.check_lease()

@@ -8,6 +8,9 @@ JOBS_CLAIMED = Counter("pq_jobs_claimed_total", "jobs claimed", ["queue"])
 JOBS_COMPLETED = Counter("pq_jobs_completed_total", "jobs completed (done)", ["queue"])
 JOBS_FAILED = Counter("pq_jobs_failed_total", "jobs reported failed", ["queue", "retryable"])
 JOBS_RELEASED = Counter("pq_jobs_released_total", "jobs given back (shutdown)", ["queue"])
+JOBS_CANCELLED = Counter(
+    "pq_jobs_cancelled_total", "jobs an operator cancelled while this consumer ran them", ["queue"]
+)
 LEASE_LOST = Counter("pq_lease_lost_total", "outcomes rejected because the lease was gone")
 IMMEDIATE_RETRIES = Counter(
     "pq_handler_immediate_retries_total", "in-process retries of transient errors"

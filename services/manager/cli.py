@@ -88,6 +88,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "event when more jobs than this are pending (0 disables)",
         type=int,
     )
+    add_setting(
+        parser,
+        "--schedule-interval",
+        "PQ_SCHEDULE_INTERVAL",
+        1.0,
+        "seconds between passes enqueueing the due ticks of periodic jobs (pq schedule)",
+        type=positive_float,
+    )
+    add_setting(
+        parser,
+        "--misfire-grace",
+        "PQ_MISFIRE_GRACE",
+        60.0,
+        "a tick older than this when handled was missed: the schedule's catch-up policy"
+        " applies (1-3600 s)",
+        type=positive_float,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -96,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
     from services.manager.events import BUS
     from services.manager.manager import Manager, ManagerSettings
     from services.manager.metrics import register_queue_collector
+    from services.manager.schedule_metrics import register_schedule_collector
 
     try:
         settings = ManagerSettings(
@@ -107,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
             leader_ttl=args.leader_ttl,
             oldest_pending_threshold=args.oldest_pending_threshold,
             backlog_threshold=args.backlog_threshold,
+            schedule_interval=args.schedule_interval,
+            misfire_grace=args.misfire_grace,
         )
     except ValueError as error:
         raise SystemExit(f"pq manager: {error}") from None
@@ -114,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     manager_id = process_id("manager")
     with open_service_queue(args) as queue:
         register_queue_collector(lambda: open_service_queue(args))
+        register_schedule_collector(lambda: open_service_queue(args))
         start_metrics_server("manager", args.metrics_port, args.metrics_address)
         BUS.load_entry_points()
         logger.info(

@@ -11,6 +11,9 @@ Two cadences (docs/architecture.md explains the choice):
   heartbeats, done jobs older than ``retention`` purged (if set), long-gone consumers
   forgotten, and the oldest-pending / backlog thresholds checked.
 
+and every ``schedule_interval`` (default 1 s, so a per-second cron is on time) the
+periodic jobs' due ticks enqueued, each exactly once (``pqcore.schedules``).
+
 Only the holder of the leadership lease acts; it renews the lease on every loop
 (at least every ``leader_ttl/3``) and resigns on SIGTERM, so a second manager, or a
 restarted one, never double-acts. Every step is a guarded pqcore call, so even a
@@ -26,11 +29,13 @@ from typing import TypeVar
 
 from loguru import logger
 
-from pqcore import Job, JobState, PQError, Queue
+from pqcore import Job, JobState, PQError, Queue, TickResult
+from pqcore.schedules import MAX_GRACE_SECONDS, MISFIRE_GRACE_SECONDS
 from services.common import liveness
 from services.common.signals import StopRequest
 from services.manager import metrics
 from services.manager.events import BUS, EventBus, EventKind, ManagerEvent
+from services.manager.schedule_metrics import SCHEDULE_TICKS
 
 T = TypeVar("T")
 LEADERSHIP = "manager"
@@ -45,6 +50,7 @@ RUNTIME_SETTINGS = (
     "retention",
     "oldest_pending_threshold",
     "backlog_threshold",
+    "misfire_grace",
 )
 
 
@@ -59,6 +65,8 @@ class ManagerSettings:
     leader_ttl: float = 15.0
     oldest_pending_threshold: float = 600.0  # 0 disables the event
     backlog_threshold: int = 1000  # pending jobs; 0 disables the event
+    schedule_interval: float = 1.0  # how often due ticks of periodic jobs are enqueued
+    misfire_grace: float = MISFIRE_GRACE_SECONDS  # older ticks were missed (catch-up policy)
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,9 +75,12 @@ class ManagerSettings:
             "stall_timeout",
             "consumer_timeout",
             "leader_ttl",
+            "schedule_interval",
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name.replace('_', '-')} must be positive")
+        if not 1 <= self.misfire_grace <= MAX_GRACE_SECONDS:
+            raise ValueError(f"misfire-grace must be from 1 to {MAX_GRACE_SECONDS:g} seconds")
 
     @property
     def loop_seconds(self) -> float:
@@ -101,20 +112,25 @@ class Manager:
 
     def run(self) -> int:
         self._event_cursor = self.queue.last_event_id()
-        next_rescue = next_check = self.clock()
+        next_rescue = next_check = next_ticks = self.clock()
         try:
             while not self.stop.requested:
                 liveness.beat()
                 self._pick_up_runtime_settings()
                 now = self.clock()
                 if self._elect():
+                    if now >= next_ticks:
+                        self._step("enqueue due ticks", self.enqueue_due_ticks)
+                        next_ticks = now + self.settings.schedule_interval
                     if now >= next_rescue:
                         self._timed(self.rescue_cycle)
                         next_rescue = now + self.settings.rescue_interval
                     if now >= next_check:
                         self._timed(self.health_cycle)
                         next_check = now + self.settings.check_interval
-                    wake = min(next_rescue, next_check, now + self.settings.leader_ttl / 3)
+                    wake = min(
+                        next_rescue, next_check, next_ticks, now + self.settings.leader_ttl / 3
+                    )
                 else:
                     self._follow_event_cursor()
                     wake = now + self.settings.loop_seconds
@@ -216,6 +232,33 @@ class Manager:
             return None
 
     # ------------------------------------------------------------ steps
+
+    def enqueue_due_ticks(self) -> None:
+        """Periodic jobs: every due tick enqueued once, whatever another manager does."""
+        results = self.queue.tick_schedules(
+            actor=self.manager_id, misfire_grace_seconds=self.settings.misfire_grace
+        )
+        for result in results:
+            self._ticked(result)
+
+    def _ticked(self, result: TickResult) -> None:
+        if result.error is not None:
+            logger.error("schedule={} tick refused: {}; retried next loop", result.schedule,
+                         result.error)  # fmt: skip
+            return
+        for job in result.jobs:
+            SCHEDULE_TICKS.labels(schedule=result.schedule, outcome="enqueued").inc()
+            logger.info("schedule={} tick={:.0f} enqueued job={} queue={}", result.schedule,
+                        job.run_at, job.id, job.queue)  # fmt: skip
+        if result.skipped or not result.counted_all:
+            SCHEDULE_TICKS.labels(schedule=result.schedule, outcome="skipped").inc(result.skipped)
+            logger.warning(
+                "schedule={} skipped {}{} missed tick(s) up to tick={:.0f} (catch-up policy)",
+                result.schedule,
+                "" if result.counted_all else "at least ",
+                result.skipped,
+                result.last_tick_at or 0.0,
+            )
 
     def _rescue_expired(self) -> None:
         for _ in range(MAX_BATCHES):

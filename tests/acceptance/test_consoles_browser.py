@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pqcore import JobState, open_queue
+from pqcore import JobCancelled, JobState, open_queue
+from services.consoles.common import when
 from tests.conftest import ROOT, pq_command, require
 from tests.consoles.seeding import PASSWORDS, Seeded, seeded_database, write_users
 from tests.support import free_port
@@ -185,7 +186,9 @@ def test_ops_console_live_view_and_consumers(
     dead_row = page.locator('[role="row"]', has_text="worker-b").first
     dead_row.wait_for(state="attached")
     assert dead_row.locator('[role="gridcell"]', has_text=re.compile("^DEAD$")).count() == 1
-    live_row = page.locator('[role="row"]', has_text="worker-a").first
+    # worker-a also shows in the running jobs table; its consumers row lists its queues.
+    live_row = page.locator('[role="row"]', has_text="default,emails").first
+    assert live_row.locator('[role="gridcell"]', has_text=re.compile("^worker-a$")).count() == 1
     assert live_row.locator('[role="gridcell"]', has_text=re.compile("^DEAD$")).count() == 0
     assert live_row.locator('[role="gridcell"]', has_text="host-a").count() == 1
 
@@ -242,3 +245,119 @@ def test_without_users_the_console_asks_for_a_printed_one_time_password(
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_ops_pauses_and_resumes_a_queue_and_cancels_a_running_job(
+    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 through the ops console: pause then resume a queue, and cancel a job a
+    consumer holds (a real claim through the API): its next heartbeat is refused."""
+    db, _, _ = seeded
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with open_queue(str(db), create=False) as queue:
+        queue.enqueue("jobs/long-running.txt", queue="held")
+        [held] = queue.claim("worker-h", queues=["held"], lease_seconds=600)
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.set_default_timeout(20_000)
+    log_in(page, consoles["ops"], "bob", PASSWORDS["bob"])
+    page.get_by_text("Consumers").first.wait_for()
+
+    page.get_by_role("link", name=re.compile("Queues")).click()
+    page.get_by_text("Change a queue").wait_for()  # the first queue, default, is picked
+    page.get_by_label("Reason (recorded in the audit trail)").fill("deploying the mailer")
+    page.get_by_role("button", name="Pause default").click()
+    page.get_by_text("Queue default paused").wait_for()
+    page.get_by_text("Queue default is paused since").wait_for()
+    row = page.locator('[role="row"]', has_text="deploying the mailer").first
+    row.wait_for(state="attached")
+    assert row.locator('[role="gridcell"]', has_text=re.compile("^PAUSED$")).count() == 1
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "ops-queue-paused.png"), full_page=True)
+    with open_queue(str(db), create=False) as queue:
+        control = queue.controls()["default"]
+        assert control.paused and (control.paused_by, control.pause_reason) == (
+            "bob", "deploying the mailer"
+        )  # fmt: skip
+        assert queue.claim("worker-h", queues=["default"]) == []
+    page.get_by_role("button", name="Resume default").click()
+    page.get_by_text("Queue default resumed").wait_for()
+    with open_queue(str(db), create=False) as queue:
+        assert "default" not in queue.controls()
+        assert [e.action for e in queue.audit_log(target="queue:default")[:2]] == [
+            "resume", "pause"
+        ]  # fmt: skip
+
+    page.get_by_role("link", name=re.compile("Live")).click()
+    page.get_by_text("Running jobs").first.wait_for()
+    page.locator('[role="row"]', has_text="worker-h").first.wait_for(state="attached")
+    box = page.get_by_label("Job id")
+    box.fill(str(held.id))
+    box.press("Enter")
+    page.get_by_text(f"Job {held.id} — processing").wait_for()
+    page.get_by_text("Running on consumer worker-h").wait_for()
+    page.get_by_label("Reason (recorded in the history)").fill("customer withdrew")
+    page.get_by_role("button", name="Cancel", exact=True).click()
+    page.get_by_text(f"Job {held.id}: cancel → cancelled").wait_for()
+    heading = page.get_by_text(f"Job {held.id} — cancelled")
+    heading.wait_for()
+    heading.scroll_into_view_if_needed()  # the page scrolls inside Streamlit's container
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "ops-running-job-cancelled.png"), full_page=True)
+    with open_queue(str(db), create=False) as queue:
+        with pytest.raises(JobCancelled):  # what the holder's next heartbeat gets
+            queue.heartbeat(held.id, held.lease_token or "")
+        last = queue.history(held.id)[-1]
+        assert (last.action, last.actor, last.detail) == ("cancel", "bob", "customer withdrew")
+    page.close()
+
+
+def test_admin_adds_a_schedule_and_changes_a_runtime_setting(
+    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+) -> None:  # type: ignore[no-untyped-def]
+    """Issue 12 through the admin console: a schedule added and listed with its next
+    run; a runtime setting refused with a bad value, then changed, and audited."""
+    db, _, _ = seeded
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1500, "height": 1300})
+    page.set_default_timeout(20_000)
+    log_in(page, consoles["admin"], "alice", PASSWORDS["alice"])
+    page.get_by_text("Dead letter").first.wait_for()
+
+    page.get_by_role("link", name=re.compile("Schedules")).click()
+    page.get_by_text("Add a schedule").click()
+    page.get_by_label("Name", exact=True).fill("nightly-report")
+    page.get_by_label("Cron (minute hour day month weekday)").fill("30 2 * * *")
+    page.get_by_label("Timezone", exact=True).fill("Europe/Berlin")
+    page.get_by_label("Payload", exact=True).fill("jobs/nightly-report.txt")
+    page.get_by_role("button", name="Add schedule").click()
+    page.get_by_text("Schedule nightly-report added; next run").wait_for()
+    with open_queue(str(db), create=False) as queue:
+        schedule = queue.schedule("nightly-report")
+    assert schedule.next_run_at is not None and schedule.created_by == "alice"
+    row = page.locator('[role="row"]', has_text="nightly-report").first
+    row.wait_for(state="attached")
+    assert row.locator('[role="gridcell"]', has_text=when(schedule.next_run_at)).count() == 1
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "admin-schedules.png"), full_page=True)
+
+    page.get_by_role("link", name=re.compile("Settings")).click()
+    page.get_by_text("Change a setting").wait_for()  # max_attempts, the first, is picked
+    box = page.get_by_label("New value")
+    box.fill("lots")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Not changed: max_attempts must be a whole number").wait_for()
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(ARTIFACTS / "admin-setting-refused.png"), full_page=True)
+    with open_queue(str(db), create=False) as queue:
+        assert queue.config_get("max_attempts").source != "database"
+    box.fill("8")
+    page.get_by_role("button", name="Save", exact=True).click()
+    page.get_by_text("Setting max_attempts is now 8 (database)").wait_for()
+    page.locator('[role="row"]', has_text="setting:max_attempts").first.wait_for(state="attached")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / "admin-settings.png"), full_page=True)
+    with open_queue(str(db), create=False) as queue:
+        setting = queue.config_get("max_attempts")
+        assert (setting.value, setting.updated_by) == (8, "alice")
+        assert queue.audit_log(target="setting:max_attempts")[0].action == "config_set"
+    page.close()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from pqcore import JobState, Queue, Transition
+from pqcore import JobCancelled, JobState, Queue, Transition
 from tests.consoles.conftest import logged_in
 from tests.consoles.seeding import Seeded
 
@@ -34,6 +34,7 @@ def last_event(inspect_queue: Inspect, job_id: int) -> tuple[str, str, str | Non
         ("pending", Transition.CANCEL, JobState.CANCELLED),
         ("failed", Transition.MARK_DONE, JobState.DONE),
         ("processing", Transition.MARK_FAILED, JobState.PERMANENTLY_FAILED),
+        ("processing", Transition.CANCEL, JobState.CANCELLED),
     ],
 )
 @pytest.mark.parametrize(("app", "user"), [("admin", "alice"), ("ops", "bob")])
@@ -51,6 +52,29 @@ def test_single_job_action_changes_the_job_and_records_the_operator(
         assert queue.get(job_id).status is after
     assert last_event(inspect_queue, job_id) == (transition.value, user, "checked by hand")
     assert f"Job {job_id}: " in at.success[0].value
+
+
+@pytest.mark.parametrize(("app", "user"), [("admin", "alice"), ("ops", "bob")])
+def test_a_running_job_cancelled_in_the_console_fences_its_holder(
+    app: str, user: str, console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
+    with inspect_queue() as queue:
+        queue.enqueue("jobs/running.txt", queue="held")
+        [held] = queue.claim("worker-z", queues=["held"], lease_seconds=600)
+    at = open_job(logged_in(app, user), held.id)
+    assert at.subheader[0].value == f"Job {held.id} — processing"
+    assert any("Running on consumer worker-z" in c.value for c in at.caption)
+    at.button(key=f"lookup_cancel_{held.id}").click().run()
+    assert not at.exception and not at.error
+    assert "stops it at its next heartbeat" in at.success[0].value
+    assert at.subheader[0].value == f"Job {held.id} — cancelled"
+    with inspect_queue() as queue:
+        with pytest.raises(JobCancelled):  # what the consumer's next heartbeat gets
+            queue.heartbeat(held.id, held.lease_token or "")
+        with pytest.raises(JobCancelled):
+            queue.complete(held.id, held.lease_token or "")
+        assert queue.get(held.id).status is JobState.CANCELLED
+    assert last_event(inspect_queue, held.id)[:2] == ("cancel", user)
 
 
 def test_only_the_actions_the_state_allows_are_offered(console_env, seeded: Seeded) -> None:

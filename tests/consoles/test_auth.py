@@ -44,7 +44,9 @@ def test_users_file_is_read_with_roles(tmp_path: Path) -> None:
         "bob": {"role": "ops", "password_hash": good},
     }))  # fmt: skip
     assert users["alice"].may("bulk") and users["alice"].may("act")
+    assert users["alice"].may("configure")
     assert users["bob"].may("act") and not users["bob"].may("bulk")
+    assert not users["bob"].may("configure")  # limits, settings, schedules: admin only
 
 
 @pytest.mark.parametrize(

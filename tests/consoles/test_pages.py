@@ -135,6 +135,10 @@ def test_ops_live_view_counts_and_consumers(console_env, seeded: Seeded) -> None
     assert rows["worker-a"]["host"] == "host-a" and rows["worker-a"]["pid"] == 101
     assert rows["worker-a"]["current job"] == str(seeded.processing[0])
     assert rows["worker-a"]["jobs done"] == 4
+    assert "Running jobs (1)" in [h.value for h in at.subheader]
+    running = at.dataframe[-2].value  # no job is stalled: running jobs, then consumers
+    assert list(running["id"]) == seeded.processing
+    assert list(running["consumer"]) == ["worker-a"]
 
 
 def test_ops_live_view_flags_stalled_jobs(

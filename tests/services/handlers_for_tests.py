@@ -11,6 +11,7 @@ from services.consumer.handlers import (
     HandlerContext,
     PermanentError,
     TransientError,
+    append_completion,
     register_handler,
 )
 
@@ -18,6 +19,15 @@ from services.consumer.handlers import (
 def stubborn(ctx: HandlerContext) -> None:
     """Works for ``<seconds>`` ignoring shutdown and lease loss (an uncooperative handler)."""
     time.sleep(float(ctx.argument))
+
+
+def slow(ctx: HandlerContext) -> None:
+    """``<seconds>:<job file>``: the file handler with that work time (a cooperative
+    handler: it waits with ``ctx.sleep`` and checks the lease before writing)."""
+    seconds, _, path = ctx.argument.partition(":")
+    ctx.work_seconds = float(seconds)
+    ctx.argument = path
+    append_completion(ctx)
 
 
 def wedge(ctx: HandlerContext) -> None:
@@ -58,6 +68,7 @@ def reject(ctx: HandlerContext) -> None:
 
 for _kind, _handler in (
     ("stubborn", stubborn),
+    ("slow", slow),
     ("wedge", wedge),
     ("flaky", flaky),
     ("eagain", eagain),

@@ -7,10 +7,11 @@ import time
 import pandas as pd
 import streamlit as st
 
-from pqcore import ConsumerState
+from pqcore import ConsumerState, JobFilter, JobState
 from services.consoles import charts, common, widgets
 
 SILENT_AFTER = 30.0  # seconds without a heartbeat before a live consumer is flagged
+RUNNING_SHOWN = 20
 
 
 def refresh_seconds() -> float:
@@ -71,6 +72,32 @@ def live() -> None:
                 )
             else:
                 st.caption("None: every processing job holds a live lease.")
+        running = queue.list_jobs(JobFilter(statuses=(JobState.PROCESSING,)), limit=RUNNING_SHOWN)
+        st.subheader(f"Running jobs ({stats.counts[JobState.PROCESSING.value]:,})")
+        if running.jobs:
+            st.dataframe(
+                pd.DataFrame(
+                    [
+                        {
+                            "id": j.id,
+                            "queue": j.queue,
+                            "consumer": j.consumer_id,
+                            "running for": common.age(now - (j.started_at or now)),
+                            "attempt": f"{j.attempts}/{j.max_attempts}",
+                            "payload": j.data[:60],
+                        }
+                        for j in running.jobs
+                    ]
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+            st.caption(
+                f"Newest {RUNNING_SHOWN} shown. To stop one, look it up below and cancel it:"
+                " its consumer stops it at its next heartbeat."
+            )
+        else:
+            st.caption("No job is running.")
         st.subheader("Consumers")
         consumers = queue.consumers()
     if not consumers:

@@ -34,6 +34,7 @@ from pqcore.exceptions import (
     LeaseLost,
     PayloadTooLarge,
     PQError,
+    ScheduleNotFound,
     StorageError,
     TaskFailed,
     WaitTimeout,
@@ -54,6 +55,7 @@ from pqcore.models import (
 )
 from pqcore.queue import Queue
 from pqcore.running import TaskContext
+from pqcore.schedules import Schedule, TickResult
 from pqcore.states import ConsumerState, DependencyFailure, JobState, OutcomeKind, Transition
 from pqcore.tasks import App, NotRetryable, Task, TaskHandle
 
@@ -127,6 +129,8 @@ __all__ = [
     "Queue",
     "QueueControl",
     "QueueSettings",
+    "Schedule",
+    "ScheduleNotFound",
     "SettleResult",
     "Stats",
     "StorageError",
@@ -135,6 +139,7 @@ __all__ = [
     "TaskFailed",
     "TaskHandle",
     "ThroughputBucket",
+    "TickResult",
     "Transition",
     "WaitTimeout",
     "open_queue",

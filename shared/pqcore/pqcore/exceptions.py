@@ -34,6 +34,14 @@ class JobNotFound(PQError, LookupError):
         super().__init__(message or f"no job with id {job_id}")
 
 
+class ScheduleNotFound(PQError, LookupError):
+    """No schedule has that name."""
+
+    def __init__(self, name: str, message: str | None = None) -> None:
+        self.name = name
+        super().__init__(message or f"no schedule named {name!r}")
+
+
 class Conflict(PQError):
     """Another actor changed the job first; this change was not applied."""
 

@@ -33,6 +33,7 @@ from pqcore.models import EnqueueRequest, Job, Outcome, QueueControl, SettleResu
 from pqcore.policy import outcome_move
 from pqcore.reading import Reading
 from pqcore.runtime import RuntimeSettings
+from pqcore.schedules import Schedules
 from pqcore.states import DependencyFailure, OutcomeKind
 from pqcore.validation import (
     check_after,
@@ -47,7 +48,7 @@ from pqcore.validation import (
 )
 
 
-class Queue(Reading, Administration, RuntimeSettings, Dependencies):
+class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
     """A persistent job queue (``pqcore.open_queue`` opens one)."""
 
     # ---------------------------------------------------------------- producers
