@@ -75,6 +75,9 @@ SELECT * FROM job_events
 -- A job waiting for dependencies (waiting_for > 0) is never a candidate: the claim
 -- indexes hold only pending rows at 0, and every claim and wait names the same condition
 -- (status = 'pending' AND waiting_for = 0, so both planners use those partial indexes).
+-- The UPDATE below does not repeat it: picked rows are locked with the condition
+-- rechecked (PostgreSQL) or under the one writer's lock (SQLite), and naming it there
+-- would let PostgreSQL's planner walk the whole claim index to find the picked ids.
 
 -- name: _claim_picked
 UPDATE jobs
@@ -83,7 +86,7 @@ UPDATE jobs
        started_at = :now, finished_at = NULL, updated_at = :now,
        progress = NULL, progress_message = NULL, progress_at = NULL,
        last_action = 'claim', last_actor = :consumer_id, last_detail = NULL
- WHERE id IN (SELECT id FROM picked) AND status = 'pending' AND waiting_for = 0
+ WHERE id IN (SELECT id FROM picked) AND status = 'pending'
 RETURNING *;
 
 -- name: claim_one_queue
