@@ -216,6 +216,8 @@ class Task(Generic[P, R]):
         self.fn = fn
         self.name = name
         self.defaults = options
+        if inspect.iscoroutinefunction(fn):
+            raise InvalidArgument(f"task {name} is a coroutine function: tasks are plain functions")
         parameters = list(inspect.signature(fn).parameters)
         if options.context and not parameters:
             raise InvalidArgument(f"task {name} takes a context, so it needs a first parameter")
@@ -251,7 +253,8 @@ class Task(Generic[P, R]):
                 **kwargs: Any) -> EnqueueRequest:  # fmt: skip
         """The call as an ``EnqueueRequest`` (for ``app.enqueue_many``)."""
         options = {k: kwargs.pop(k) for k in list(kwargs) if k in ENQUEUE_OPTIONS}
-        options.pop("connection", None)
+        if "connection" in options:
+            raise InvalidArgument("connection= goes to enqueue() or app.enqueue_many()")
         after = options.pop("after", ())
         return EnqueueRequest(
             self.payload(*args, **kwargs),
