@@ -192,8 +192,13 @@ def describe(error: BaseException) -> str:
 
 
 def _is_done(queue: Queue, job: Job) -> bool:
+    """Whether the task's own transaction committed the completion. If so, and jobs wait
+    for this one, wake consumers for them now (SQLite's doorbell did not hear that commit)."""
     try:
-        return queue.get(job.id).status is JobState.DONE
+        found = queue.get(job.id)
+        if found.status is JobState.DONE and found.has_dependents:
+            queue.wake([found.queue])
+        return found.status is JobState.DONE
     except PQError:
         return False
 
