@@ -116,6 +116,13 @@ def test_dependencies_follow_their_policy() -> None:
     assert [c[1] for c in CALLS if c[0] == "send"] == [1, 2, 4]
 
 
+def test_many_calls_at_once_run_in_order() -> None:
+    with app.inline():
+        handles = app.enqueue_many([send.request(i) for i in (1, 2)])
+        last = app.enqueue_many([send.request(3, after=handles)])[0]
+    assert [h.wait()["user"] for h in [*handles, last]] == [1, 2, 3]
+
+
 def test_progress_and_complete_in_are_recorded(tmp_path: Path) -> None:
     with app.inline():
         handle = report.enqueue([1, 2, 3])

@@ -31,10 +31,10 @@ from typing import Any
 from pqcore import taskcall
 from pqcore.config import QueueSettings
 from pqcore.exceptions import InvalidArgument, TaskFailed
-from pqcore.models import Job
+from pqcore.models import EnqueueRequest, Job
 from pqcore.running import describe, encode_result, invoke
 from pqcore.states import DependencyFailure, JobState
-from pqcore.tasks import ENQUEUE_OPTIONS, Task, TaskHandle
+from pqcore.tasks import ENQUEUE_OPTIONS, Task, TaskHandle, registered
 from pqcore.validation import check_after, check_dependency_failure, check_progress
 
 
@@ -127,6 +127,16 @@ class InlineRunner:
             return handle
         self._attempts(handle, call)
         return handle
+
+    def run_request(self, request: EnqueueRequest) -> InlineHandle:
+        """A call made with ``task.request(...)`` (``app.enqueue_many``)."""
+        call = taskcall.decode(request.data)
+        task = registered(call.task) if call is not None else None
+        if call is None or task is None:
+            raise InvalidArgument("inline mode runs task calls only (task.request(...))")
+        options = {"after": request.after, "on_dependency_failure": request.on_dependency_failure,
+                   "dedupe_key": request.dedupe_key}  # fmt: skip
+        return self.run(task, tuple(call.args), {**call.kwargs, **options})
 
     def _dependencies(self, after: Any) -> list[InlineHandle]:
         known = {h.id: h for h in self.handles}

@@ -167,6 +167,8 @@ class App:
         self, requests: Iterable[EnqueueRequest], *, connection: object = None
     ) -> list[TaskHandle]:
         """Many calls (``task.request(...)``) in one transaction: all of them or none."""
+        if self._inline is not None:
+            return [self._inline.run_request(request) for request in requests]
         jobs = self.queue.enqueue_many(list(requests), connection=connection)
         return [TaskHandle(self, job) for job in jobs]
 
