@@ -150,7 +150,7 @@ class EnqueueRequest:
     # every one of them is done. If one ends permanently_failed or cancelled instead, this
     # job is cancelled (``DependencyFailure.CANCEL``) or runs anyway (``RUN``).
     after: tuple[Any, ...] = ()
-    on_dependency_failure: str = "cancel"
+    on_dependency_failure: str = DependencyFailure.CANCEL
 
 
 @dataclasses.dataclass(frozen=True)

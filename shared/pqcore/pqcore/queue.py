@@ -78,7 +78,7 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
         job exists if and only if your transaction commits."""
         request = EnqueueRequest(
             data, queue, priority, delay, run_at, dedupe_key, max_attempts, concurrency_key,
-            tuple(after), on_dependency_failure,
+            tuple(after) if after else (), on_dependency_failure,
         )  # fmt: skip
         return self.enqueue_many([request], actor=actor, connection=connection)[0]
 
@@ -440,12 +440,11 @@ def _checked(
     """One enqueue request checked: its row values, the jobs it waits for, its policy."""
     if isinstance(item, str):
         return enqueue_values(item, settings), (), DependencyFailure.CANCEL
-    after = check_after(item.after)
-    return (
-        enqueue_values(item, settings),
-        after,
-        check_dependency_failure(item.on_dependency_failure),
-    )
+    policy = item.on_dependency_failure
+    if policy is not DependencyFailure.CANCEL:  # the default costs no check (the hot path)
+        policy = check_dependency_failure(policy)
+    after = check_after(item.after) if item.after else ()
+    return enqueue_values(item, settings), after, DependencyFailure(policy)
 
 
 def _result_params(outcome: Outcome) -> dict[str, Any]:
