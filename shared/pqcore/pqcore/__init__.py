@@ -7,6 +7,8 @@
     [held] = queue.claim("worker-1")
     queue.complete(held.id, held.lease_token)
 
+Tasks (your functions, run by ``pq consumer --tasks``): ``pqcore.App``, in pqcore.tasks.
+
 Everything that knows SQL or the job state machine lives in this package.
 """
 
@@ -34,9 +36,12 @@ from pqcore.exceptions import (
     PQError,
     ScheduleNotFound,
     StorageError,
+    TaskFailed,
+    WaitTimeout,
 )
 from pqcore.models import (
     Consumer,
+    Dependency,
     EnqueueRequest,
     Job,
     JobEvent,
@@ -49,8 +54,10 @@ from pqcore.models import (
     ThroughputBucket,
 )
 from pqcore.queue import Queue
+from pqcore.running import TaskContext
 from pqcore.schedules import Schedule, TickResult
-from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
+from pqcore.states import ConsumerState, DependencyFailure, JobState, OutcomeKind, Transition
+from pqcore.tasks import App, NotRetryable, Task, TaskHandle
 
 __version__ = "0.1.0"
 
@@ -90,6 +97,7 @@ def open_queue(
 
 
 __all__ = [
+    "App",
     "Conflict",
     "Consumer",
     "ConsumerState",
@@ -98,6 +106,8 @@ __all__ = [
     "DatabaseNotFound",
     "DatabaseReadOnly",
     "DatabaseUnavailable",
+    "Dependency",
+    "DependencyFailure",
     "DiskFull",
     "DiskIOError",
     "EnqueueRequest",
@@ -110,6 +120,7 @@ __all__ = [
     "JobNotFound",
     "JobState",
     "LeaseLost",
+    "NotRetryable",
     "Outcome",
     "OutcomeKind",
     "PQError",
@@ -123,8 +134,13 @@ __all__ = [
     "SettleResult",
     "Stats",
     "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
     "ThroughputBucket",
     "TickResult",
     "Transition",
+    "WaitTimeout",
     "open_queue",
 ]
