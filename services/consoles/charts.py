@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pqcore import Queue, Stats
+from pqcore import JobState, Queue, Stats
+from services.consoles import filters
 from services.consoles.widgets import STATUS_LABELS
 
 SAMPLE = 10_000
@@ -24,27 +25,35 @@ def duration(seconds: float) -> str:
 
 
 def counts_by_status(stats: Stats) -> None:
+    """Bars on a log scale (symlog: 0 stays 0), each with its count written on it, so
+    3 dead-lettered jobs are as visible as a million done ones."""
     frame = pd.DataFrame(
         {
             "status": [STATUS_LABELS[s] for s in STATUS_LABELS],
             "jobs": [stats.counts[s.value] for s in STATUS_LABELS],
         }
     )
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("status:N", sort=None, title=None),
-            y=alt.Y("jobs:Q", title="jobs"),
-            color=alt.Color(
-                "status:N",
-                legend=None,
-                scale=alt.Scale(domain=list(STATUS_LABELS.values()), range=STATUS_COLORS),
-            ),
-            tooltip=["status", "jobs"],
+    top = max(1, int(frame["jobs"].max()))
+    ticks = [0] + [10**k for k in range(len(str(top)) + 1) if 10**k <= top * 10]
+    base = alt.Chart(frame).encode(
+        x=alt.X("status:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelLimit=140)),
+        y=alt.Y(
+            "jobs:Q",
+            title="jobs (log scale)",
+            scale=alt.Scale(type="symlog", constant=1, domain=[0, top * 2], nice=False),
+            axis=alt.Axis(values=ticks, format="~s"),
+        ),
+        tooltip=["status", alt.Tooltip("jobs:Q", format=",")],
+    )
+    bars = base.mark_bar().encode(
+        color=alt.Color(
+            "status:N",
+            legend=None,
+            scale=alt.Scale(domain=list(STATUS_LABELS.values()), range=STATUS_COLORS),
         )
     )
-    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
+    labels = base.mark_text(dy=-8, fontSize=13).encode(text=alt.Text("jobs:Q", format=","))
+    st.altair_chart((bars + labels).properties(height=HEIGHT), width="stretch")
 
 
 def throughput(queue: Queue, now: float, minutes: int, bucket: int = 60) -> None:
@@ -107,11 +116,12 @@ def attempts(queue: Queue) -> None:
 
 
 def failure_reasons(queue: Queue) -> None:
-    reasons = queue.failure_reasons(limit=10, sample=SAMPLE)
-    if not reasons:
+    """The most frequent reasons, errors that differ only in paths and numbers as one."""
+    groups = queue.failure_groups(limit=10, sample=SAMPLE)
+    if not groups:
         st.info("No failed jobs.")
         return
-    frame = pd.DataFrame(reasons, columns=["reason", "jobs"])
+    frame = pd.DataFrame({"reason": [g.pattern for g in groups], "jobs": [g.jobs for g in groups]})
     chart = (
         alt.Chart(frame)
         .mark_bar(color="#e45756")
@@ -122,6 +132,34 @@ def failure_reasons(queue: Queue) -> None:
         )
     )
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
+
+
+def failure_groups(queue: Queue, target: str, *, dead_only: bool = False, limit: int = 10) -> None:
+    """Each reason with its count and a link to exactly its jobs on ``target`` (a page
+    script), where "act on all matching" resubmits them."""
+    groups = queue.failure_groups(limit=limit, sample=SAMPLE)
+    if dead_only:
+        groups = [g for g in groups if g.dead]
+    if not groups:
+        st.caption("No failed or dead-lettered jobs.")
+        return
+    for group in groups:
+        count, link = st.columns([1, 8], vertical_alignment="center")
+        shown = group.dead if dead_only else group.jobs
+        count.markdown(f"**{shown:,}**")
+        states = [JobState.PERMANENTLY_FAILED] if dead_only else [
+            JobState.FAILED, JobState.PERMANENTLY_FAILED
+        ]  # fmt: skip
+        query = {"error": group.pattern}
+        if not dead_only:
+            query["status"] = filters.states_to_url(states)
+        link.page_link(
+            target,
+            label=group.pattern,
+            query_params=query,
+            help=f"{group.exception or 'error'} · e.g. {group.example[:300]}",
+            icon=":material/filter_alt:",
+        )
 
 
 def processing_times(queue: Queue) -> None:

@@ -30,5 +30,10 @@ with common.queue() as queue:
     with right:
         st.subheader("Processing time (newest 10,000 done)")
         charts.processing_times(queue)
-    st.subheader("Top failure reasons (newest 10,000 failed and dead jobs)")
-    charts.failure_reasons(queue)
+    st.subheader("Top failure reasons (newest 10,000 failed and dead-letter jobs)")
+    left, right = st.columns(2)
+    with left:
+        charts.failure_reasons(queue)
+    with right:
+        st.caption("Each reason opens its jobs, ready for “act on all matching”:")
+        charts.failure_groups(queue, "views/admin_jobs.py")

@@ -4,9 +4,9 @@ and its limits. Pause and resume: anyone who may act (ops too). Limits: admins."
 import pandas as pd
 import streamlit as st
 
-from pqcore import JobState, PQError, Queue
+from pqcore import Consumer, ConsumerState, JobState, PQError, Queue
 from pqcore.models import QueueControl
-from services.consoles import common, filters, widgets
+from services.consoles import browser, common, filters, widgets
 from services.consoles.auth import User
 
 # Columns of the table, in order: a state's count, under the label the consoles use.
@@ -35,16 +35,46 @@ def limit_text(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
+THROUGHPUT_MINUTES = 15
+LIVE = (ConsumerState.IDLE, ConsumerState.BUSY)
+
+
+def serving(consumers: list[Consumer], name: str) -> list[Consumer]:
+    """The live consumers that claim from queue ``name`` (``*``: every queue)."""
+    return [
+        c
+        for c in consumers
+        if c.state in LIVE and (c.queues.strip() in ("", "*") or name in c.queues.split(","))
+    ]
+
+
 def queues_frame(queue: Queue, names: list[str], controls: dict[str, QueueControl]) -> pd.DataFrame:
+    now = common.now()
+    moved = queue.queue_throughput(now - THROUGHPUT_MINUTES * 60)
+    consumers = queue.consumers()
     rows = []
     for name in names:
-        counts = queue.stats(name).counts
+        stats = queue.stats(name)
+        counts = stats.counts
         control = controls.get(name)
+        flow = moved.get(name)
+        live = serving(consumers, name)
         row: dict[str, object] = {"queue": name}
         row.update({widgets.STATUS_LABELS[s]: counts[s.value] for s in COUNTED})
         paused = control is not None and control.paused
         row.update(
             {
+                "oldest pending": common.age(stats.oldest_pending_age)
+                if stats.oldest_pending_age is not None
+                else "",
+                f"done/min ({THROUGHPUT_MINUTES} min)": round(
+                    (flow.completed if flow else 0) / THROUGHPUT_MINUTES, 1
+                ),
+                f"failed/min ({THROUGHPUT_MINUTES} min)": round(
+                    (flow.failed if flow else 0) / THROUGHPUT_MINUTES, 1
+                ),
+                "consumers": len(live),
+                "serving": ", ".join(sorted(c.id for c in live))[:200],
                 "paused": "PAUSED" if paused else "",
                 "paused by": control.paused_by if paused and control else "",
                 "paused at (UTC)": common.when(control.paused_at) if paused and control else "",
@@ -135,6 +165,10 @@ def queues_page(queue: Queue, user: User) -> None:
         st.info("No queue holds jobs yet.")
         return
     st.dataframe(queues_frame(queue, names, controls), hide_index=True, width="stretch")
+    st.caption(
+        f"Oldest pending: how long the oldest runnable job has waited. done/min and failed/min:"
+        f" the last {THROUGHPUT_MINUTES} minutes. Consumers: live ones claiming from the queue."
+    )
     if not user.may("act"):
         return
     st.subheader("Change a queue")
@@ -153,6 +187,8 @@ def queues_page(queue: Queue, user: User) -> None:
 
 user = common.logged_in_user()
 st.header("Queues")
+browser.refresh_control("queues")
 widgets.show_flashes()
 with common.queue() as handle:
     queues_page(handle, user)
+browser.auto_refresh("queues")
