@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 import streamlit as st
 
@@ -134,10 +135,10 @@ def job_browser(
         + (f" ({common.when_local(now)})" if common.when_local(now) else "")
     )
     generation = st.session_state.setdefault(f"{key}_table_generation", 0)
-    clicked = widgets.jobs_table(
-        page.jobs, now, f"{key}_table_{generation}", ORDER_COLUMNS.get(order), descending
-    )
-    _follow_click(clicked, page, key, bound, order, descending)
+    widgets.jobs_table(
+        page.jobs, now, f"{key}_table_{generation}", ORDER_COLUMNS.get(order), descending,
+        lambda selection: _follow_click(selection, page, key, bound, order, descending),
+    )  # fmt: skip
     _pager(page, number, key)
     widgets.selection_actions(page.jobs, user, key)
     return flt
@@ -148,38 +149,34 @@ def _page_number(raw: str | None) -> int:
 
 
 def _follow_click(
-    clicked: dict[str, object] | None,
+    clicked: dict[str, Any],
     page: SortedPage,
     key: str,
     bound: list[urls.Binding],
     order: JobOrder,
     descending: bool,
 ) -> None:
-    """A click on a cell opens its job; on a header, sorts every job by that column
-    (again: the other way round)."""
-    if not clicked:
-        return
-    cells = list(clicked.get("cells") or [])  # type: ignore[call-overload]
-    columns = [str(c) for c in clicked.get("columns") or []]  # type: ignore[attr-defined]
+    """(A callback.) A click on a cell opens its job; on a header, sorts every job by
+    that column (again: the other way round). The table is drawn afresh, unselected."""
+    cells = list(clicked.get("cells") or [])
+    columns = [str(c).rstrip(" ↓↑") for c in clicked.get("columns") or []]
     if not cells and not columns:
         return
-    st.session_state[f"{key}_table_generation"] += 1  # a fresh table: nothing selected
+    st.session_state[f"{key}_table_generation"] += 1
     if cells:
         row = int(cells[0][0])
         if 0 <= row < len(page.jobs):
             urls.push({urls.JOB: str(page.jobs[row].id)})
-        st.rerun()
-    name = columns[0].split(" ")[0] if columns[0] not in COLUMN_ORDERS else columns[0]
-    wanted = COLUMN_ORDERS.get(columns[0]) or COLUMN_ORDERS.get(name)
+        return
+    wanted = COLUMN_ORDERS.get(columns[0])
     if wanted is None:
         st.session_state[f"{key}_sort_note"] = (
             f"Jobs sort by {', '.join(COLUMN_ORDERS)}; not by {columns[0]}."
         )
-        st.rerun()
+        return
     st.session_state[f"{key}_desc"] = not descending if wanted is order else True
     st.session_state[f"{key}_sort"] = wanted
     urls.store(bound, key, {AFTER: None, BEFORE: None, PAGE: None})
-    st.rerun()
 
 
 def _pager(page: SortedPage, number: int, key: str) -> None:
@@ -324,7 +321,7 @@ def refresh_control(key: str) -> None:
         )
     ]  # fmt: skip
     urls.sync(bound, key)
-    column, _ = st.columns([1, 4])
+    column, _ = st.columns([1, 5])
     column.selectbox(
         "Auto-refresh",
         list(REFRESH_CHOICES),

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pqcore import JobState, Queue, Stats
-from services.consoles import filters
+from services.consoles import filters, urls
 from services.consoles.widgets import STATUS_LABELS
 
 SAMPLE = 10_000
@@ -34,14 +34,20 @@ def counts_by_status(stats: Stats) -> None:
         }
     )
     top = max(1, int(frame["jobs"].max()))
-    ticks = [0] + [10**k for k in range(len(str(top)) + 1) if 10**k <= top * 10]
+    ticks = [10**k for k in range(len(str(top)) + 1) if 10**k <= top * 2]
     base = alt.Chart(frame).encode(
-        x=alt.X("status:N", sort=None, title=None, axis=alt.Axis(labelAngle=0, labelLimit=140)),
+        # Every state named, on two lines where it is two words ("dead / letter").
+        x=alt.X(
+            "status:N",
+            sort=None,
+            title=None,
+            axis=alt.Axis(labelAngle=0, labelOverlap=False, labelExpr="split(datum.label, ' ')"),
+        ),
         y=alt.Y(
             "jobs:Q",
             title="jobs (log scale)",
             scale=alt.Scale(type="symlog", constant=1, domain=[0, top * 2], nice=False),
-            axis=alt.Axis(values=ticks, format="~s"),
+            axis=alt.Axis(values=ticks, labelOverlap=False, labelExpr="format(datum.value, ',')"),
         ),
         tooltip=["status", alt.Tooltip("jobs:Q", format=",")],
     )
@@ -134,32 +140,37 @@ def failure_reasons(queue: Queue) -> None:
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
 
 
-def failure_groups(queue: Queue, target: str, *, dead_only: bool = False, limit: int = 10) -> None:
-    """Each reason with its count and a link to exactly its jobs on ``target`` (a page
-    script), where "act on all matching" resubmits them."""
+def failure_groups(
+    queue: Queue, target: str | None, *, dead_only: bool = False, limit: int = 10
+) -> None:
+    """Each reason with its count and a link to exactly its jobs: on page ``target`` (a
+    page script), or on this page (None), where "act on all matching" resubmits them."""
     groups = queue.failure_groups(limit=limit, sample=SAMPLE)
     if dead_only:
         groups = [g for g in groups if g.dead]
     if not groups:
         st.caption("No failed or dead-lettered jobs.")
         return
-    for group in groups:
-        count, link = st.columns([1, 8], vertical_alignment="center")
-        shown = group.dead if dead_only else group.jobs
-        count.markdown(f"**{shown:,}**")
-        states = [JobState.PERMANENTLY_FAILED] if dead_only else [
-            JobState.FAILED, JobState.PERMANENTLY_FAILED
-        ]  # fmt: skip
-        query = {"error": group.pattern}
-        if not dead_only:
-            query["status"] = filters.states_to_url(states)
-        link.page_link(
-            target,
-            label=group.pattern,
-            query_params=query,
-            help=f"{group.exception or 'error'} · e.g. {group.example[:300]}",
-            icon=":material/filter_alt:",
-        )
+    states = [JobState.PERMANENTLY_FAILED] if dead_only else [
+        JobState.FAILED, JobState.PERMANENTLY_FAILED
+    ]  # fmt: skip
+    for n, group in enumerate(groups):
+        count, link = st.columns([1, 12], vertical_alignment="center")
+        count.markdown(f"**{group.dead if dead_only else group.jobs:,}**")
+        query = {"error": group.pattern, "status": filters.states_to_url(states)}
+        tip = f"{group.exception or 'error'} · e.g. {group.example[:300]}"
+        if target is not None:
+            link.page_link(
+                target, label=group.pattern, query_params=query, help=tip,
+                icon=":material/filter_alt:",
+            )  # fmt: skip
+        else:  # a link to this same page would lose its query: a button sets it
+            query.pop("status")
+            link.button(
+                group.pattern, key=f"reason_{n}", help=tip, type="tertiary",
+                icon=":material/filter_alt:", on_click=urls.push,
+                args=({**query, "after": None, "before": None, "page": None},),
+            )  # fmt: skip
 
 
 def processing_times(queue: Queue) -> None:

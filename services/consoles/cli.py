@@ -74,7 +74,8 @@ def streamlit_command(console: str, port: int, address: str, dev: bool = False) 
         "client.showErrorDetails": "full" if dev else "type",
         "global.developmentMode": "false",
     }
-    command = [sys.executable, "-m", "streamlit", "run", str(HERE / script)]
+    # serve.py starts the console's metrics endpoint, then Streamlit in the same process.
+    command = [sys.executable, "-m", "services.consoles.serve", console, str(HERE / script)]
     for name, value in options.items():
         command += [f"--{name}", value]
     return command

@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -62,7 +63,7 @@ def claim_watch() -> ClaimWatch:
 # ------------------------------------------------------------------ login
 
 NOTICE_KEY = "pq_notice"
-COOKIES_KEY = "pq_cookies"  # cookies the browser should set (or drop) on the next run
+COOKIES_KEY = "pq_cookies"  # the cookies the browser should hold (or drop): see write_cookies
 AUTO_RERUN_KEY = "pq_auto_rerun"  # set by an auto-refresh: that rerun is not activity
 
 
@@ -98,7 +99,6 @@ def _authenticator(signature: str, console: str) -> auth.Authenticator:
 @st.cache_resource
 def _sessions(console: str) -> auth.Sessions:
     """This process's live sessions: a restart ends them all."""
-    metrics.serve_from_env(console)  # once per process, like the sessions
     return auth.Sessions()
 
 
@@ -151,7 +151,7 @@ def end_session(notice: str | None = None) -> None:
     session = st.session_state.pop(SESSION_KEY, None)
     if session and session.get("token"):
         sessions().revoke(session["token"])
-    st.session_state[COOKIES_KEY] = [(session_cookie(), "", 0)]
+    set_cookies([(session_cookie(), "", 0)])
     if notice:
         st.session_state[NOTICE_KEY] = notice
 
@@ -190,7 +190,7 @@ def resume_from_cookie() -> auth.User | None:
         return None
     found = sessions().resume(token, authenticator().users)
     if found is None:
-        st.session_state[COOKIES_KEY] = [(session_cookie(), "", 0)]  # stale: drop it
+        set_cookies([(session_cookie(), "", 0)])  # stale: drop it
         return None
     st.session_state[SESSION_KEY] = {
         "user": found, "last_seen": time.monotonic(), "token": token
@@ -252,11 +252,11 @@ def _login_form(gate: auth.Authenticator, title: str) -> None:
         who = auth.User(found.name, found.role, password_hash="")
         token = sessions().issue(who)
         st.session_state[SESSION_KEY] = {"user": who, "last_seen": time.monotonic(), "token": token}
-        st.session_state[COOKIES_KEY] = [
+        set_cookies([
             (session_cookie(), token, int(auth.SESSION_MAX_SECONDS)),
             (auth.device_cookie_name(found.name), auth.device_token(found),
              int(auth.DEVICE_SECONDS)),
-        ]  # fmt: skip
+        ])  # fmt: skip
         metrics.LOGINS.labels(console=console_name()).inc()
         del st.session_state["login_password"]  # not kept in memory for the session
         st.rerun()
@@ -267,21 +267,40 @@ def _login_form(gate: auth.Authenticator, title: str) -> None:
         st.error("Wrong user name or password.")
 
 
+def set_cookies(wanted: list[tuple[str, str, int]]) -> None:
+    """Ask the browser to set these cookies (name, value, max-age; 0 drops it)."""
+    previous = st.session_state.get(COOKIES_KEY) or {"nonce": secrets.token_hex(8), "seq": 0}
+    st.session_state[COOKIES_KEY] = {
+        "nonce": previous["nonce"], "seq": previous["seq"] + 1, "wanted": wanted
+    }  # fmt: skip
+
+
 def write_cookies() -> None:
-    """Have the browser set (or, with max-age 0, drop) the cookies this run asked for.
+    """Have the browser hold the cookies last asked for (``set_cookies``).
 
     Streamlit reads cookies (``st.context.cookies``) but cannot set them, so a script
-    in the page does; only names and values this module made (base64url) go in it."""
-    wanted = st.session_state.pop(COOKIES_KEY, None)
-    if not wanted:
+    in the page does; only names and values this module made (base64url) go in it.
+    The script is drawn on every run, so a run cut short by another cannot lose it,
+    and numbered: the browser applies each request once, never an older one after a
+    newer (the login form's "drop" after the next login's "set")."""
+    request = st.session_state.get(COOKIES_KEY)
+    if not request:
         return
     lines = [
         f"document.cookie = {json.dumps(f'{name}={value}')} + "
         f"'; Path=/; Max-Age={int(age)}; SameSite=Strict' + secure;"
-        for name, value, age in wanted
+        for name, value, age in request["wanted"]
     ]
-    script = "const secure = location.protocol === 'https:' ? '; Secure' : '';\n"
-    st.html("<script>" + script + "\n".join(lines) + "</script>", unsafe_allow_javascript=True)
+    script = (
+        "(() => {const secure = location.protocol === 'https:' ? '; Secure' : '';"
+        f" const key = 'pq_cookies_{console_name()}', nonce = '{request['nonce']}';"
+        f" const seq = {int(request['seq'])};"
+        " const [had, done] = (sessionStorage.getItem(key) || ':0').split(':');"
+        " if (had === nonce && Number(done) >= seq) return;\n"
+        + "\n".join(lines)
+        + "\nsessionStorage.setItem(key, nonce + ':' + seq);})();"
+    )
+    st.html("<script>" + script + "</script>", unsafe_allow_javascript=True)
 
 
 def logged_in_user() -> auth.User:
@@ -303,10 +322,12 @@ def logout_button(user: auth.User) -> None:
 
 def page_frame(title: str, icon: str) -> None:
     st.set_page_config(page_title=title, page_icon=icon, layout="wide")
-    # Wide tables get the width of a laptop screen: less padding around the page.
+    # Wide tables get the width of a laptop screen: less padding, a narrower sidebar.
     st.html(
-        "<style>.block-container, [data-testid='stMainBlockContainer']"
-        " {padding-left: 2rem; padding-right: 2rem; padding-top: 3rem;}</style>"
+        "<style>[data-testid='stMainBlockContainer']"
+        " {padding-left: 2rem; padding-right: 2rem; padding-top: 2.5rem;}"
+        " section[data-testid='stSidebar'] {width: 230px !important; min-width: 230px !important;}"
+        "</style>"
     )
 
 

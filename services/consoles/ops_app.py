@@ -10,11 +10,15 @@ from services.consoles import common, widgets
 common.page_frame("pq ops", ":material/monitor_heart:")
 user = common.logged_in("ops")
 live = st.Page("views/ops_live.py", title="Live", icon=":material/monitor_heart:", default=True)
-lookup = st.Page("views/job.py", title="Job by id", icon=":material/search:")
+lookup = st.Page("views/job.py", title="Job by id", icon=":material/search:", url_path="job")
 # Navigation comes before the login form, hidden until then: the page and query the
 # URL asked for (an alert's /?job=42) are still there once the login succeeds.
 page = st.navigation(
-    [live, st.Page("views/queues.py", title="Queues", icon=":material/view_list:"), lookup],
+    [
+        live,
+        st.Page("views/queues.py", title="Queues", icon=":material/view_list:", url_path="queues"),
+        lookup,
+    ],
     position="sidebar" if user else "hidden",
 )
 if user is None:

@@ -77,9 +77,11 @@ class Binding:
 
 def sync(bindings: Sequence[Binding], scope: str) -> None:
     """Before the widgets are drawn: when the URL changed other than through them (a
-    link, a reload, Back or Forward), set every widget from it."""
+    link, a reload, Back or Forward) or the widgets were not drawn on the last run (a
+    job's page was shown instead: Streamlit forgets them), set every widget from it."""
     current = query_string()
-    if st.session_state.get(f"{scope}_url") == current:
+    kept = all(b.key in st.session_state for b in bindings)  # a page not drawn drops them
+    if kept and st.session_state.get(f"{scope}_url") == current:
         return
     values = params()
     for binding in bindings:

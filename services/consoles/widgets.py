@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -97,15 +98,16 @@ def status_metrics(stats: Stats) -> None:
 # ------------------------------------------------------------------ job table
 
 TABLE_COLUMNS = {
-    # column: (width in pixels or None for the rest, what it is)
-    "id": (70, "the job's id: click a row to open the job"),
-    "status": (110, "the job's state"),
-    "queue": (90, "its queue"),
-    "priority": (75, "higher runs first"),
-    "attempts": (80, "attempts made / allowed"),
-    "run at": (90, "when it is (or was) due to run, from now"),
-    "updated": (90, "its last change, from now"),
-    "payload": (170, "the payload (whole on the job's page)"),
+    # column: (width in pixels or None for the rest, what it is). The error gets what is
+    # left: about 300 pixels on a 1280-pixel screen, the sidebar open.
+    "id": (62, "the job's id: click a row to open the job"),
+    "status": (108, "the job's state"),
+    "queue": (80, "its queue"),
+    "priority": (68, "higher runs first"),
+    "attempts": (72, "attempts made / allowed"),
+    "run at": (82, "when it is (or was) due to run, from now"),
+    "updated": (82, "its last change, from now"),
+    "payload": (140, "the payload (whole on the job's page)"),
     "error": (None, "the last error (whole on the job's page)"),
 }
 
@@ -141,16 +143,22 @@ def common_error_line(error: str | None) -> str:
 
 
 def jobs_table(
-    jobs: Sequence[Job], now: float, key: str, sorted_column: str | None, descending: bool
-) -> dict[str, object] | None:
-    """The table of a page of jobs; returns what was clicked: a cell (open its job) or a
-    header (sort by it), as Streamlit's selection, or None."""
+    jobs: Sequence[Job],
+    now: float,
+    key: str,
+    sorted_column: str | None,
+    descending: bool,
+    clicked: Callable[[dict[str, Any]], None],
+) -> None:
+    """The table of a page of jobs. A click on a cell or a header calls ``clicked``
+    with Streamlit's selection (``cells``: [(row, column)], ``columns``: [name]), in a
+    callback, before the page is drawn again."""
     if not jobs:
         st.info("No jobs match.")
-        return None
+        return
     frame = jobs_frame(jobs, now)
     arrow = " ↓" if descending else " ↑"
-    config = {
+    config: dict[str, Any] = {
         name: st.column_config.Column(
             name + (arrow if name == sorted_column else ""),
             width=width if width is not None else "large",
@@ -159,22 +167,27 @@ def jobs_table(
         for name, (width, meaning) in TABLE_COLUMNS.items()
     }
     config["id"] = st.column_config.NumberColumn(
-        "id" + (arrow if sorted_column == "id" else ""), width=70, format="%d",
+        "id" + (arrow if sorted_column == "id" else ""), width=TABLE_COLUMNS["id"][0], format="%d",
         help=TABLE_COLUMNS["id"][1],
     )  # fmt: skip
-    event = st.dataframe(
+
+    def selected() -> None:
+        state = st.session_state.get(key)
+        selection = dict(state.get("selection", {})) if state else {}
+        clicked(selection)
+
+    st.dataframe(
         frame,
         hide_index=True,
         width="stretch",
         column_config=config,
-        on_select="rerun",
+        on_select=selected,
         # A click on a cell opens its job; a click on a header sorts every job by it
         # (column selection replaces the grid's own sort of the rows on the page).
         selection_mode=["single-cell", "single-column"],
         key=key,
         height=min(36 * (len(frame) + 1) + 3, 640),
     )
-    return dict(event.selection) if event is not None else None  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------ one job
@@ -183,7 +196,7 @@ def jobs_table(
 def job_lookup(queue: Queue, user: User, key: str) -> None:
     """A job id box bound to ``?job=``: shows the job, its history and the actions."""
     current = urls.job_id()
-    if st.session_state.get(f"{key}_shown") != current:
+    if f"{key}_id" not in st.session_state or st.session_state.get(f"{key}_shown") != current:
         st.session_state[f"{key}_id"] = "" if current is None else str(current)
         st.session_state[f"{key}_shown"] = current
 
@@ -214,7 +227,6 @@ def page_or_job(page: StreamlitPage, user: User, own: Sequence[StreamlitPage]) -
         page.run()
         return
     job_id = urls.job_id()
-    st.header("Job")
     if job_id is None:
         st.error(f"{raw[:40]!r} is not a job id (a positive whole number)")
         if st.button("← Back", key="job_back"):
@@ -283,6 +295,7 @@ def job_summary(job: Job, now: float) -> None:
         ("dedupe key", job.dedupe_key or ""),
         ("concurrency key", job.concurrency_key or ""),
     ]
+    rows = [(name, value) for name, value in rows if value]
     rows += [(name, when_full(value, now)) for name, value in times if value is not None]
     left, right = st.columns(2)
     half = (len(rows) + 1) // 2
@@ -363,9 +376,9 @@ def job_actions(job: Job, seen_event: int | None, user: User, key: str) -> None:
         with_queue(apply, area)
 
     st.text_input("Reason (recorded in the history)", key=reason_key, max_chars=500)
-    columns = st.columns(len(allowed) + 2)
-    for column, name in zip(columns, allowed, strict=False):
-        column.button(name, key=f"{key}_{ACTIONS[name].value}_{job.id}", on_click=act, args=(name,))
+    with st.container(horizontal=True):
+        for name in allowed:
+            st.button(name, key=f"{key}_{ACTIONS[name].value}_{job.id}", on_click=act, args=(name,))
 
 
 # ------------------------------------------------------------------ many jobs (admin)

@@ -8,7 +8,7 @@ from services.consoles import charts, common
 
 common.logged_in_user()
 st.header("Statistics")
-window = st.selectbox(
+window = st.columns([1, 4])[0].selectbox(
     "Throughput window", ["last hour", "last 6 hours", "last 24 hours"], key="stats_window"
 )
 minutes, bucket = {"last hour": (60, 60), "last 6 hours": (360, 300), "last 24 hours": (1440, 900)}[

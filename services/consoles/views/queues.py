@@ -48,46 +48,50 @@ def serving(consumers: list[Consumer], name: str) -> list[Consumer]:
     ]
 
 
-def queues_frame(queue: Queue, names: list[str], controls: dict[str, QueueControl]) -> pd.DataFrame:
+def queues_frame(queue: Queue, names: list[str]) -> pd.DataFrame:
+    """Per queue: its jobs by state, how long the oldest has waited, what moved in the
+    last minutes and which live consumers take from it."""
     now = common.now()
     moved = queue.queue_throughput(now - THROUGHPUT_MINUTES * 60)
     consumers = queue.consumers()
     rows = []
     for name in names:
         stats = queue.stats(name)
-        counts = stats.counts
-        control = controls.get(name)
         flow = moved.get(name)
         live = serving(consumers, name)
         row: dict[str, object] = {"queue": name}
-        row.update({widgets.STATUS_LABELS[s]: counts[s.value] for s in COUNTED})
-        paused = control is not None and control.paused
-        row.update(
+        row.update({widgets.STATUS_LABELS[s]: stats.counts[s.value] for s in COUNTED})
+        row["oldest pending"] = (
+            "" if stats.oldest_pending_age is None else common.age(stats.oldest_pending_age)
+        )
+        row["done/min"] = round((flow.completed if flow else 0) / THROUGHPUT_MINUTES, 1)
+        row["failed/min"] = round((flow.failed if flow else 0) / THROUGHPUT_MINUTES, 1)
+        row["consumers"] = f"{len(live)}: " + ", ".join(sorted(c.id for c in live)) if live else "0"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def controls_frame(names: list[str], controls: dict[str, QueueControl]) -> pd.DataFrame:
+    """Per queue with a pause or a limit: who paused it, when, why, and its limits."""
+    rows = []
+    for name in names:
+        control = controls.get(name)
+        if control is None:
+            continue
+        paused = control.paused
+        rows.append(
             {
-                "oldest pending": common.age(stats.oldest_pending_age)
-                if stats.oldest_pending_age is not None
-                else "",
-                f"done/min ({THROUGHPUT_MINUTES} min)": round(
-                    (flow.completed if flow else 0) / THROUGHPUT_MINUTES, 1
-                ),
-                f"failed/min ({THROUGHPUT_MINUTES} min)": round(
-                    (flow.failed if flow else 0) / THROUGHPUT_MINUTES, 1
-                ),
-                "consumers": len(live),
-                "serving": ", ".join(sorted(c.id for c in live))[:200],
+                "queue": name,
                 "paused": "PAUSED" if paused else "",
-                "paused by": control.paused_by if paused and control else "",
-                "paused at (UTC)": common.when(control.paused_at) if paused and control else "",
-                "reason": (control.pause_reason or "") if paused and control else "",
-                "concurrency": limit_text(control.concurrency_limit) if control else "",
-                "per-key concurrency": limit_text(control.key_concurrency_limit) if control else "",
-                "rate": rate_text(control.rate_limit, control.rate_period) if control else "",
-                "per-key rate": rate_text(control.key_rate_limit, control.rate_period)
-                if control
-                else "",
+                "paused by": control.paused_by if paused else "",
+                "paused at (UTC)": common.when(control.paused_at) if paused else "",
+                "reason": (control.pause_reason or "") if paused else "",
+                "concurrency": limit_text(control.concurrency_limit),
+                "per-key concurrency": limit_text(control.key_concurrency_limit),
+                "rate": rate_text(control.rate_limit, control.rate_period),
+                "per-key rate": rate_text(control.key_rate_limit, control.rate_period),
             }
         )
-        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -164,11 +168,15 @@ def queues_page(queue: Queue, user: User) -> None:
     if not names:
         st.info("No queue holds jobs yet.")
         return
-    st.dataframe(queues_frame(queue, names, controls), hide_index=True, width="stretch")
+    st.dataframe(queues_frame(queue, names), hide_index=True, width="stretch")
     st.caption(
         f"Oldest pending: how long the oldest runnable job has waited. done/min and failed/min:"
-        f" the last {THROUGHPUT_MINUTES} minutes. Consumers: live ones claiming from the queue."
+        f" the last {THROUGHPUT_MINUTES} minutes. Consumers: the live ones claiming from it."
     )
+    limited = controls_frame(names, controls)
+    if len(limited):
+        st.markdown("**Paused and limited queues**")
+        st.dataframe(limited, hide_index=True, width="stretch")
     if not user.may("act"):
         return
     st.subheader("Change a queue")
