@@ -18,7 +18,8 @@ from pqcore.sql import load_migrations
 # Every index the PostgreSQL migrations declare, by table. SQLite has the same ones.
 PG_INDEXES = {
     "jobs": {"jobs_pkey", "jobs_claim", "jobs_claim_any", "jobs_lease", "jobs_retry",
-             "jobs_status_id", "jobs_dedupe", "jobs_processing_queue", "jobs_waiting"},
+             "jobs_status_id", "jobs_dedupe", "jobs_processing_queue", "jobs_waiting",
+             "jobs_by_priority", "jobs_by_run_at", "jobs_by_updated_at", "jobs_by_attempts"},
     "job_events": {"job_events_pkey", "job_events_job", "job_events_at"},
     "consumers": {"consumers_pkey"},
     "leadership": {"leadership_pkey"},

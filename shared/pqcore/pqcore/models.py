@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from typing import Any
 
@@ -275,6 +276,76 @@ class JobFilter:
     text: str | None = None  # substring of the payload or the error
     created_after: float | None = None
     created_before: float | None = None
+    # A failure group's pattern (``FailureGroup.pattern``): the error, its first line or
+    # its last line matches it, each <placeholder> standing for any text.
+    error_group: str | None = None
+
+
+class JobOrder(enum.StrEnum):
+    """What a sorted job list is ordered by; ties are broken by id in the same direction."""
+
+    CREATED = "created"  # the id: creation order
+    PRIORITY = "priority"
+    RUN_AT = "run_at"  # when the job is (or was) due to run
+    UPDATED_AT = "updated_at"  # its last change
+    ATTEMPTS = "attempts"
+
+
+@dataclasses.dataclass(frozen=True)
+class JobCursor:
+    """One row's place in a sorted list: its sort value and id. ``encode`` makes a short
+    URL-safe text of it and ``decode`` reads it back (``InvalidArgument`` if malformed)."""
+
+    value: float
+    id: int
+
+    def encode(self) -> str:
+        value = int(self.value) if float(self.value).is_integer() else self.value
+        return f"{value!r}_{self.id}"
+
+    @classmethod
+    def decode(cls, text: str) -> JobCursor:
+        from pqcore.exceptions import InvalidArgument
+
+        value, _, ident = str(text).rpartition("_")
+        try:
+            number, job_id = float(value), int(ident)
+        except ValueError:
+            raise InvalidArgument(f"{str(text)[:40]!r} is not a page cursor") from None
+        if job_id < 1 or number != number or number in (float("inf"), float("-inf")):
+            raise InvalidArgument(f"{str(text)[:40]!r} is not a page cursor")
+        return cls(number, job_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class SortedPage:
+    """A page of a sorted job list. Pass ``next`` back as ``after`` for the page that
+    follows and ``previous`` as ``before`` for the one before (None: there is none)."""
+
+    jobs: list[Job]
+    next: JobCursor | None
+    previous: JobCursor | None
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureGroup:
+    """Failed and dead-lettered jobs whose errors differ only in paths, numbers and ids."""
+
+    pattern: str  # the error line with <path>, <n>, <hex>, <uuid>, <str> for what varies
+    exception: str  # the exception type the error names ("" when it names none)
+    jobs: int  # how many of the sampled jobs
+    dead: int  # of them, dead-lettered (the rest are failed, waiting for a retry)
+    example: str  # the newest error of the group as written (its first 500 characters)
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueThroughput:
+    """One queue's transitions since a time, from the history."""
+
+    queue: str
+    enqueued: int
+    completed: int  # completed by a consumer or marked done by an operator
+    failed: int  # failed (retry later), dead-lettered or marked failed
 
 
 @dataclasses.dataclass(frozen=True)

@@ -37,6 +37,7 @@ DIALECT = sql.Dialect(
     now="CAST(coalesce({param}, extract(epoch FROM transaction_timestamp())) AS float8)",
     in_list="= ANY({param})",
     macros={
+        "unindexed": "",  # the planner has statistics of its own
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "lock_row": "FOR UPDATE",
         "lock_dependency": "FOR NO KEY UPDATE",

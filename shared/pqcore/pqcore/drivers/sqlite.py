@@ -36,6 +36,7 @@ DIALECT = sql.Dialect(
     now="{param}",  # always passed in: the host's clock or the one a test injects
     in_list="IN (SELECT value FROM json_each({param}))",  # list parameters go as JSON
     macros={
+        "unindexed": "+",  # unary plus: the planner leaves that column's index alone
         "skip_locked": "",
         "lock_row": "",  # one writer at a time: the transaction itself is the lock
         "lock_dependency": "",

@@ -5,6 +5,8 @@
 --   {skip_locked}      row locks a concurrent claimer skips (nothing on SQLite, which
 --                      has one writer at a time)
 --   {new_token}        a fresh random lease token
+--   {unindexed}        before a column: keep SQLite's planner off its index (a unary
+--                      plus); nothing on PostgreSQL, whose planner has statistics
 --   {active_states}    the states a dedupe key is unique among (pqcore.states)
 --   {final_states}     the states no one moves a job out of on their own
 --   IN_LIST(:name)     membership in a list parameter
@@ -51,6 +53,9 @@ SELECT :now AS now;
 
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
+
+-- name: last_event_for_job
+SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id DESC LIMIT 1;
 
 -- name: dedupe_keys_known
 -- Any state: the partial unique index covers active jobs only, so this may scan.
@@ -347,6 +352,30 @@ SELECT reason, count(*) AS n
  GROUP BY reason
  ORDER BY n DESC, reason
  LIMIT :limit;
+
+-- name: failure_samples
+-- The errors of the newest failed and dead-lettered jobs, newest first in each state,
+-- for pqcore.failures to group (a traceback's last line can be far into the text).
+SELECT status, error FROM (SELECT status, error FROM jobs
+                            WHERE status = 'permanently_failed' AND error IS NOT NULL
+                            ORDER BY id DESC LIMIT :sample) AS dead
+UNION ALL
+SELECT status, error FROM (SELECT status, error FROM jobs
+                            WHERE status = 'failed' AND error IS NOT NULL
+                            ORDER BY id DESC LIMIT :sample) AS failed;
+
+-- name: throughput_by_queue
+-- The history of the window (job_events_at), each row's queue from its job.
+SELECT j.queue AS queue,
+       sum(CASE WHEN e.action = 'enqueue' THEN 1 ELSE 0 END) AS enqueued,
+       sum(CASE WHEN e.action IN ('complete', 'mark_done') THEN 1 ELSE 0 END) AS completed,
+       sum(CASE WHEN e.action IN ('fail', 'dead_letter', 'mark_failed') THEN 1 ELSE 0 END)
+           AS failed
+  FROM job_events AS e
+  JOIN jobs AS j ON j.id = e.job_id
+ WHERE e.at >= :since
+ GROUP BY j.queue
+ ORDER BY j.queue;
 
 -- name: attempts_histogram
 -- Jobs never tried (a pending backlog) say nothing about retries: skipped.
