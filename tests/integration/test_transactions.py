@@ -30,7 +30,9 @@ pytestmark = pytest.mark.integration
 
 BEFORE_COMMIT = ("claimed", "started", "wrote-1", "wrote-2", "completed-in")
 AFTER_COMMIT = ("committed", "returned")
-JOBS = 18  # x 6 kills each, per backend
+# x 6 kills each: 216 over both backends. A PostgreSQL child costs more (connections,
+# and the server noticing a dead client before its row locks go), so SQLite takes more.
+JOBS = {"sqlite": 24, "postgresql": 12}
 
 
 class Zygote:
@@ -159,7 +161,7 @@ def test_sigkill_at_every_step_leaves_the_writes_and_done_or_neither(
     started = time.monotonic()
     kills: dict[str, int] = {}
     jobs = []
-    for n in range(JOBS):
+    for n in range(JOBS[backend.name]):
         job = txchild.transfer.options(max_attempts=20).enqueue(n + 1)
         jobs.append(job.id)
         for step in (*BEFORE_COMMIT, AFTER_COMMIT[n % 2]):
@@ -179,11 +181,12 @@ def test_sigkill_at_every_step_leaves_the_writes_and_done_or_neither(
         assert queue.get(job_id).result_value() == {"moved": jobs.index(job_id) + 1}
     assert queue.doctor() == []
     total = sum(kills.values())
+    elapsed = time.monotonic() - started
     print(
-        f"\nTRANSACTIONAL COMPLETION {backend.name}: kills={total} per step={kills} "
-        f"jobs={JOBS} every kill left both or neither; {time.monotonic() - started:.1f}s"
+        f"\nTRANSACTIONAL COMPLETION {backend.name}: kills={total} per step={kills}"
+        f" jobs={JOBS[backend.name]} every kill left both or neither; {elapsed:.1f}s"
     )
-    assert total >= 100
+    assert total == 6 * JOBS[backend.name] and sum(6 * n for n in JOBS.values()) >= 200
 
 
 def test_a_fenced_zombie_child_cannot_commit(backend: BackendHandle, setup: Any) -> None:
