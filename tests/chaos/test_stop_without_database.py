@@ -79,7 +79,7 @@ def running_system(system: System) -> int:
     system.start("manager", "--rescue-interval", 0.5, "--leader-ttl", 3)
     system.start("producer", "--interval", 0.2)
     wait_for(
-        lambda: system.queue.get(job_id).status is JobState.PROCESSING, 30, "the long job held"
+        lambda: system.queue.get(job_id).status is JobState.PROCESSING, 60, "the long job held"
     )
     time.sleep(1)  # every service past its start-up, in its loop
     return job_id
