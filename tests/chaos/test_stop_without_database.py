@@ -60,6 +60,12 @@ def private_cluster() -> Iterator[PostgresCluster]:
         cluster.stop()
 
 
+def system_on(cluster: PostgresCluster, tmp_path: Path) -> System:
+    """The test's processes on a fresh database of the private server."""
+    url = cluster.url(cluster.create_database())
+    return System(tmp_path, BackendHandle("postgresql", url, lambda **kw: open_queue(url)))
+
+
 def restart(cluster: PostgresCluster) -> None:
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={cluster.port}"
@@ -126,9 +132,7 @@ def test_stop_is_bounded_while_postgresql_is_stopped(
     tmp_path: Path, private_cluster: PostgresCluster
 ) -> None:
     cluster = private_cluster
-    url = cluster.url(cluster.create_database())
-    handle = BackendHandle("postgresql", url, lambda **kw: open_queue(url))
-    system = System(tmp_path, handle)
+    system = system_on(cluster, tmp_path)
     try:
         job_id = running_system(system)
         cluster._run("pg_ctl", "-D", str(cluster.data), "-m", "immediate", "-w", "stop")
@@ -154,9 +158,7 @@ def test_stop_is_bounded_while_postgresql_is_paused(
     tmp_path: Path, private_cluster: PostgresCluster
 ) -> None:
     cluster = private_cluster
-    url = cluster.url(cluster.create_database())
-    handle = BackendHandle("postgresql", url, lambda **kw: open_queue(url))
-    system = System(tmp_path, handle)
+    system = system_on(cluster, tmp_path)
     paused = []
     try:
         running_system(system)

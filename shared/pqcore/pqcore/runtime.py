@@ -25,7 +25,7 @@ from pqcore.exceptions import InvalidArgument
 
 RUNTIME_REFRESH_SECONDS = 2.0
 _QUEUE_SETTING = re.compile(r"queue\.([^.]+)\.(\w+)")
-QUEUE_LIMITS = {**{key: column for key, (column, _) in LIMIT_FIELDS.items()}}
+QUEUE_LIMITS = {key: column for key, (column, _) in LIMIT_FIELDS.items()}
 QUEUE_LIMITS["rate_period"] = "rate_period"
 
 
@@ -115,6 +115,7 @@ def parse_value(spec: SettingSpec, value: object) -> int | float:
 class RuntimeSettings(Controls):
     _runtime_cache: tuple[float, dict[str, Any]] | None = None
     _effective_settings: QueueSettings | None = None
+    _applied_values: dict[str, Any] | None = None  # the overrides it was built from
 
     # ---------------------------------------------------------------- reading
 
@@ -222,21 +223,14 @@ class RuntimeSettings(Controls):
         ``_current_settings``."""
         overrides = self._runtime_overrides()
         values = {k: v for k, v in overrides.items() if k in QUEUE_SETTING_FIELDS}
-        current = self._effective_settings
-        if (
-            current is None
-            or any(getattr(current, k) != v for k, v in values.items())
-            or (values.keys() != self._applied_keys)
-        ):
+        if self._effective_settings is None or values != self._applied_values:
             try:
                 current = dataclasses.replace(self.settings, **values)
             except InvalidArgument:  # e.g. a cap set below a base set elsewhere: keep going
                 current = self.settings
             self._effective_settings = current
-            self._applied_keys = frozenset(values)
-        return current
-
-    _applied_keys: frozenset[str] = frozenset()
+            self._applied_values = values
+        return self._effective_settings
 
     def _current_settings(self) -> QueueSettings:
         return self._effective_settings or self.settings
