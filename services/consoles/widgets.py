@@ -446,7 +446,16 @@ def filter_actions(
     """Act on every job matching the filter: shows the count and asks for confirmation."""
     if not user.may("bulk"):
         return
-    with st.expander("Act on all jobs matching the filter", expanded=expanded):
+    # Counting the matching jobs can take a scan (a time range, a text): only while open.
+    box = st.expander(
+        "Act on all jobs matching the filter",
+        expanded=expanded,
+        key=f"{key}_all_open" + ("_ready" if expanded else ""),  # ready: opens by itself
+        on_change="rerun",
+    )
+    with box:
+        if not box.open:
+            return
         name = st.selectbox("Action", list(ACTIONS), key=f"{key}_all_action")
         transition = ACTIONS[name]
         eligible = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
