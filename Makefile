@@ -29,7 +29,7 @@ test: setup ## run every test tier (installs what the tiers need)
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check shared services tests bench
+	$(VENV)/bin/ruff format --check shared services tests bench grafana examples
 	$(VENV)/bin/mypy
 
 console-admin: setup ## the admin console on http://127.0.0.1:8501 (login required)
@@ -39,11 +39,16 @@ console-ops: setup ## the ops console on http://127.0.0.1:8502 (login required)
 	$(VENV)/bin/pq console ops
 
 stack-local: setup ## the Docker stack with 5 consumers, images built from a local base (no registry)
+	@docker compose version >/dev/null 2>&1 || { echo "stack-local: no Compose v2 CLI" \
+		"(\`docker compose\`); on Debian 12: sudo deploy/scripts/install-compose-v2.sh" >&2; exit 1; }
 	bash deploy/scripts/docker-up.sh >/dev/null
 	bash deploy/scripts/wheelhouse.sh
 	bash deploy/scripts/make-secrets.sh
 	BASE_IMAGE=pq-ci-base:bookworm PIP_NO_INDEX=1 PROMETHEUS_IMAGE=pq-ci-prometheus:local \
-		docker-compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
+		docker compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
+
+dashboards: setup ## regenerate grafana/dashboards/*.json from grafana/generate.py
+	$(PY) -m grafana.generate
 
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
@@ -54,4 +59,4 @@ bench-pg: setup ## claim+complete throughput on PostgreSQL vs SQLite (starts a t
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis
 
-.PHONY: help setup run test lint bench bench-pg clean stack-local console-admin console-ops
+.PHONY: help setup run test lint bench bench-pg clean stack-local console-admin console-ops dashboards

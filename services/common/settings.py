@@ -12,11 +12,16 @@ import argparse
 import os
 import secrets
 import socket
+import typing
 from typing import Any
 
-from pqcore import Queue, QueueSettings, open_queue
+from loguru import logger
+
+from pqcore import DatabaseUnavailable, Queue, QueueSettings, open_queue
+from services.common import liveness
 from services.common.liveness import DEFAULT_TIMEOUT_SECONDS
-from services.common.storage import CountingQueue
+from services.common.signals import StopRequest
+from services.common.storage import CountingQueue, count, kind_of
 
 
 def add_setting(
@@ -132,11 +137,31 @@ def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -
     )
 
 
-def open_service_queue(args: argparse.Namespace, **overrides: Any) -> Queue:
-    """Open the queue from ``--db``/``PQ_DB`` plus per-service overrides of queue settings."""
+def open_service_queue(
+    args: argparse.Namespace, *, stop: StopRequest | None = None, **overrides: Any
+) -> Queue:
+    """Open the queue from ``--db``/``PQ_DB`` plus per-service overrides of queue settings.
+
+    With ``stop``, a database that cannot be reached yet (PostgreSQL still starting or
+    down) is waited for — logged, retried with backoff — rather than exiting and
+    leaving the restarts to supervisor or Docker; a stop request ends the wait
+    (``DatabaseUnavailable`` is then raised). Other errors (a wrong URL or password, a
+    schema too new) still end the service at once."""
     settings = QueueSettings.from_env(db=getattr(args, "db", None), **overrides)
-    queue: Any = CountingQueue(open_queue(settings.db, settings=settings))  # counts errors
-    return queue
+    delay = 0.5
+    while True:
+        try:
+            queue: Any = CountingQueue(open_queue(settings.db, settings=settings))
+            return typing.cast(Queue, queue)  # counts errors, otherwise a Queue
+        except DatabaseUnavailable as error:
+            if stop is None or stop.requested:
+                raise
+            count(kind_of(error))
+            logger.warning("cannot open the queue yet: {}; retrying in {:.1f}s", error, delay)
+            liveness.beat()
+            if stop.wait(delay):
+                raise
+            delay = min(delay * 2, 10.0)
 
 
 def process_id(role: str | None = None) -> str:

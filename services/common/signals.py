@@ -1,13 +1,28 @@
-"""SIGTERM/SIGINT handling: a stop request every loop can wait on."""
+"""SIGTERM/SIGINT handling: a stop request every loop can wait on, and a deadline for
+the whole shutdown.
+
+A service stopping with its database gone (PostgreSQL stopped or paused, a disk that
+hangs) would otherwise wait out each last call's own timeout one after another — tens of
+seconds, until Docker or supervisor SIGKILLs it. ``install(exit_within=...)`` bounds the
+total instead: once that long after the signal the process exits by itself, saying so.
+Nothing is lost by it: a job still held is rescued when its lease expires, exactly as
+after a crash, and every outcome the service acknowledged was already committed.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
 from types import FrameType
 
 from loguru import logger
+
+EXIT_OVERDUE = 3  # like a storage error: the stop could not finish its last writes
+# How long the manager and the producer may take to stop: their last writes (resign the
+# leadership, nothing for a producer) are one statement each.
+STOP_SECONDS = 5.0
 
 
 class StopRequest:
@@ -17,8 +32,12 @@ class StopRequest:
         self._event = threading.Event()
         self.signal_name: str | None = None
         self.requested_at: float | None = None
+        self.exit_within: float | None = None
 
-    def install(self) -> StopRequest:
+    def install(self, *, exit_within: float | None = None) -> StopRequest:
+        """Handle SIGTERM/SIGINT; with ``exit_within``, a stop signal also starts a
+        deadline after which the process exits whatever it is blocked in."""
+        self.exit_within = exit_within
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         return self
@@ -29,6 +48,20 @@ class StopRequest:
             logger.warning("{} again: already stopping", name)
             return
         self.request(name)
+        if self.exit_within is not None:
+            deadline = threading.Timer(self.exit_within, self._overdue, args=(name,))
+            deadline.daemon = True
+            deadline.start()
+
+    def _overdue(self, name: str) -> None:
+        logger.error(
+            "still stopping {}s after {} (the database is not answering?): exiting now;"
+            " a job still held is rescued when its lease expires",
+            self.exit_within,
+            name,
+        )
+        logger.complete()
+        os._exit(EXIT_OVERDUE)
 
     def request(self, why: str = "requested") -> None:
         self.signal_name = why

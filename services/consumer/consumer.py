@@ -17,17 +17,25 @@
   ignores it is fenced: its outcome is dropped, or refused by the database.
 * SIGTERM: no new claims; the current job finishes if it can within the grace
   period, otherwise it is released back to ``pending`` at once.
+* Task jobs (``task:{...}`` payloads, ``pq consumer --tasks myapp.tasks``) run through
+  pqcore's task runner (``pqcore.running``): the return value is stored as the job's
+  result, an exception fails the job retryably or not as the task declared, a lease lost
+  while it runs (``ctx.progress``, ``ctx.check_lease``) reports nothing, and a task that
+  completed its job in its own transaction (``ctx.complete_in``) is counted, not reported.
+  Every other payload goes to the handlers (the design's job files by default).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import random
 import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -43,9 +51,11 @@ from pqcore import (
     Queue,
     StorageError,
     Transition,
+    running,
+    taskcall,
 )
 from pqcore.worker import Worker
-from services.common import liveness
+from services.common import liveness, storage
 from services.common.signals import StopRequest
 from services.consumer import handlers, metrics
 
@@ -55,6 +65,11 @@ IDLE_WAIT_SECONDS = 0.5  # how long one wait_for_jobs blocks before the loop loo
 TICK_SECONDS = 0.1  # the heartbeat thread's clock
 PREFETCH_SECONDS = 1.0  # claim what this consumer expects to start within this time
 MAX_ACK_DELAY = 0.05  # an outcome is written at most this long after the handler returns
+
+
+# A job file's write failing with these is the disk's fault: counted with the queue's
+# storage errors (pq_storage_errors_total{kind="job_file"}) as well as failing the job.
+JOB_FILE_STORAGE_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +91,16 @@ class ConsumerSettings:
             raise ValueError("the grace period must not be negative")
         if not 1 <= self.batch <= 1000:
             raise ValueError("the batch must be from 1 to 1000")
+
+    @property
+    def final_reserve(self) -> float:
+        """Of the grace period, what the last writes get after the job stops."""
+        return min(3.0, max(1.0, self.grace_seconds * 0.2))
+
+    @property
+    def stop_deadline(self) -> float:
+        """The process exits at most this long after SIGTERM, whatever the database does."""
+        return max(self.grace_seconds, self.final_reserve)
 
     @property
     def heartbeat_interval(self) -> float:
@@ -147,7 +172,8 @@ class Consumer:
     # ------------------------------------------------------------ lifecycle
 
     def run(self) -> int:
-        self._register()
+        if not self._register_until_stopped():
+            return 0
         beat = threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True)
         beat.start()
         try:
@@ -164,6 +190,22 @@ class Consumer:
         )
         return 0
 
+    def _register_until_stopped(self) -> bool:
+        """Register, retrying while the database is unavailable (a consumer started
+        before its database, or during an outage, waits rather than crash-looping).
+        False if stopped first."""
+        delay = 0.5
+        while not self.stop.requested:
+            try:
+                self._register()
+                return True
+            except StorageError as error:
+                logger.warning("cannot register yet: {}; retrying in {:.1f}s", error, delay)
+                liveness.beat()
+                self.stop.wait(delay)
+                delay = min(delay * 2, 10.0)
+        return False
+
     def _register(self) -> None:
         queues = ",".join(self.settings.queues) if self.settings.queues else "*"
         self.queue.consumer_register(
@@ -177,9 +219,18 @@ class Consumer:
             logger.warning("could not deregister {}: {}", self.consumer_id, error)
 
     def grace_left(self) -> float:
+        """How long the current job may still run: the grace period less what the last
+        writes (release, outcomes, deregistering) are given (``final_reserve``)."""
         if self.stop.requested_at is None:
             return float("inf")
-        return self.settings.grace_seconds - (time.monotonic() - self.stop.requested_at)
+        work_grace = self.settings.grace_seconds - self.settings.final_reserve
+        return work_grace - (time.monotonic() - self.stop.requested_at)
+
+    def shutdown_left(self) -> float:
+        """How long the last writes may still take before the stop deadline."""
+        if self.stop.requested_at is None:
+            return float("inf")
+        return self.settings.stop_deadline - (time.monotonic() - self.stop.requested_at)
 
     # ------------------------------------------------------------ main loop
 
@@ -231,7 +282,7 @@ class Consumer:
                 self.worker.close()
                 return
             except StorageError as error:
-                if delay > 5 or self.grace_left() <= delay:
+                if delay > 5 or self.shutdown_left() <= delay:
                     logger.error("could not write the last outcomes: {}; leases expire", error)
                     return
                 logger.warning("database error while closing: {}; retrying", error)
@@ -284,6 +335,9 @@ class Consumer:
     def _process(self, job: Job) -> None:
         """Run the job's handler and hand its outcome to the worker (nothing when the
         lease was lost: there is nothing left to report)."""
+        if taskcall.is_task_payload(job.data):
+            self._process_task(job)
+            return
         held = HeldJob(job)
         with self._lock:
             self._current = held
@@ -319,8 +373,38 @@ class Consumer:
                 self._current = None
             metrics.BUSY.set(0)
 
+    def _process_task(self, job: Job) -> None:
+        """Run a task job through pqcore's runner and report what it says."""
+        held = HeldJob(job)
+        with self._lock:
+            self._current = held
+        metrics.BUSY.set(1)
+        started = time.monotonic()
+        try:
+            outcome = running.run(self.queue, job, lease_lost=held.lease_lost)
+            if outcome.kind is running.RunKind.DONE:
+                self._report(held, OutcomeKind.DONE, result=outcome.value)
+            elif outcome.kind is running.RunKind.FAILED:
+                error = outcome.error or "failed"
+                self._report(held, OutcomeKind.FAILED, error, retryable=outcome.retryable)
+            elif outcome.kind is running.RunKind.LOST:
+                held.note_lease_lost(f"during task {outcome.task}")
+            else:  # completed in the task's own transaction: nothing left to write
+                with self._lock:
+                    self._record(job, Outcome(job.id, held.token, OutcomeKind.DONE))
+        finally:
+            metrics.PROCESSING_SECONDS.labels(queue=job.queue).observe(time.monotonic() - started)
+            with self._lock:
+                self._current = None
+            metrics.BUSY.set(0)
+
     def _report(
-        self, held: HeldJob, kind: OutcomeKind, error: str | None = None, retryable: bool = True
+        self,
+        held: HeldJob,
+        kind: OutcomeKind,
+        error: str | None = None,
+        retryable: bool = True,
+        result: Any = None,
     ) -> None:
         if held.lease_lost.is_set():
             if held.cancelled.is_set():
@@ -334,7 +418,7 @@ class Consumer:
         with self._lock:
             self._pending[held.job.id] = held
         if kind is OutcomeKind.DONE:
-            self.worker.done(held.job)
+            self.worker.done(held.job, result=result)
         elif kind is OutcomeKind.FAILED:
             self.worker.fail(held.job, error or "failed", retryable=retryable)
         else:
@@ -346,6 +430,8 @@ class Consumer:
                 handler(ctx)
                 return
             except Exception as error:
+                if isinstance(error, OSError) and error.errno in JOB_FILE_STORAGE_ERRNOS:
+                    storage.count("job_file")  # the disk under the job files, not the job
                 if retry == IMMEDIATE_RETRIES or not handlers.is_transient(error):
                     raise
                 pause = IMMEDIATE_BACKOFF_SECONDS * 2**retry * random.uniform(0.5, 1.0)

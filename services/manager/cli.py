@@ -17,7 +17,7 @@ from services.common.settings import (
     positive_float,
     process_id,
 )
-from services.common.signals import StopRequest
+from services.common.signals import STOP_SECONDS, StopRequest
 
 HELP = "rescue stalled jobs, schedule retries, watch consumers (one elected leader acts)"
 
@@ -130,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise SystemExit(f"pq manager: {error}") from None
-    stop = StopRequest().install()
+    stop = StopRequest().install(exit_within=STOP_SECONDS)
     manager_id = process_id("manager")
-    with open_service_queue(args) as queue:
+    with open_service_queue(args, stop=stop) as queue:
         register_queue_collector(lambda: open_service_queue(args))
         register_schedule_collector(lambda: open_service_queue(args))
         start_metrics_server("manager", args.metrics_port, args.metrics_address)

@@ -18,7 +18,7 @@ from services.common.settings import (
     open_service_queue,
     process_id,
 )
-from services.common.signals import StopRequest
+from services.common.signals import STOP_SECONDS, StopRequest
 
 HELP = "write a job file every INTERVAL seconds and enqueue its path"
 
@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 0:
         raise SystemExit("pq producer: --count must not be negative")
-    stop = StopRequest().install()
+    stop = StopRequest().install(exit_within=STOP_SECONDS)
     producer_id = process_id("producer")
     start_metrics_server("producer", args.metrics_port, args.metrics_address)
-    with open_service_queue(args, max_attempts=args.max_attempts) as queue:
+    with open_service_queue(args, stop=stop, max_attempts=args.max_attempts) as queue:
         logger.info(
             "producer {} started: db={} jobs_dir={} interval={}s count={}",
             producer_id,

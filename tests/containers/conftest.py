@@ -1,9 +1,17 @@
-"""Real Docker for the container tier: dockerd, a local base image, images, compose stacks.
+"""Real Docker for the container tier, driven through testcontainers' compose support.
 
 The session fixture runs ``deploy/scripts/docker-up.sh`` (starts dockerd if needed, makes
 or loads the cached debootstrap base and a Prometheus image), fills the wheelhouse on the
-host and builds the pq images from the local base. Each test gets its own compose project
-(unique name, random host ports), torn down with its volumes whatever happens.
+host and builds the pq images from the local base with ``docker compose build`` (the
+Compose v2 CLI that ``deploy/scripts/ensure-system.sh`` installs, as users run it).
+
+Each test gets its own compose project: a testcontainers ``DockerCompose`` on the
+repository's compose.yaml (plus compose.test.yaml's short timings), configured the way a
+user configures theirs, through an env file (``--env-file``: what ``.env`` is to
+``docker compose``) with a unique project name, random host ports and the images under
+test. testcontainers starts it, lists its containers, runs commands in them and takes it
+down with its volumes whatever happens; single containers (kill one replica, read its
+restart count) go through the Docker API client testcontainers wraps.
 """
 
 from __future__ import annotations
@@ -11,20 +19,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from testcontainers.compose import DockerCompose
+from testcontainers.core.docker_client import DockerClient
 
 from tests.conftest import ROOT, require
 
 SCRIPTS = ROOT / "deploy" / "scripts"
+COMPOSE_FILE = ROOT / "compose.yaml"
 TEST_OVERRIDE = Path(__file__).with_name("compose.test.yaml")
 # Images and the build project are named after this checkout: a test run of another
 # checkout (a second worktree) on the same Docker daemon builds and tags its own images,
@@ -32,6 +43,10 @@ TEST_OVERRIDE = Path(__file__).with_name("compose.test.yaml")
 CHECKOUT = hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]
 IMAGE_PREFIX = os.environ.get("PQ_CI_IMAGE_PREFIX", f"pq-ci-test-{CHECKOUT}")
 PQ_SERVICES = ("producer", "consumer", "manager", "admin")
+# A relative host PQ_DB, as a shell (or the Makefile once) sets for the local run: every
+# stack here runs with it in its environment, so each container test is also a test that
+# the containers open the one database on their volume (compose reads PQ_STACK_DB only).
+HOST_PQ_DB = "var/queue.db"
 
 # Run inside a pq container: every job with its history, and the consumers table, as JSON.
 SNAPSHOT_CODE = r"""
@@ -55,6 +70,11 @@ while True:
 consumers = [{"id": c.id, "state": c.state, "jobs_done": c.jobs_done} for c in q.consumers()]
 print(json.dumps({"jobs": jobs, "consumers": consumers, "doctor": q.doctor()}))
 """
+
+METRICS_CODE = (
+    "import sys, urllib.request; print(urllib.request.urlopen("
+    "'http://127.0.0.1:%s/metrics' % sys.argv[1], timeout=5).read().decode())"
+)
 
 
 def run(
@@ -81,7 +101,7 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float, every: flo
     while time.monotonic() < deadline:
         try:
             value = condition()
-        except (AssertionError, subprocess.SubprocessError, ValueError) as error:
+        except (AssertionError, subprocess.SubprocessError, ValueError, OSError) as error:
             last_error, value = error, None
         if value:
             return value
@@ -91,96 +111,117 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float, every: flo
     )
 
 
+def write_env_file(path: Path, settings: dict[str, str]) -> None:
+    """``settings`` as a compose env file; single quotes: compose takes the value literally."""
+    lines = []
+    for key, value in sorted(settings.items()):
+        assert "'" not in value and "\n" not in value, (key, value)
+        lines.append(f"{key}='{value}'")
+    path.write_text("\n".join(lines) + "\n")
+
+
 @dataclass
 class DockerEnv:
-    """What every stack needs: the compose environment (images, secrets, random ports)."""
+    """What every stack needs: the compose settings (images, secrets, random ports)."""
 
-    env: dict[str, str]
+    settings: dict[str, str]
+    workdir: Path
     timings: dict[str, float] = field(default_factory=dict)
 
 
-@pytest.fixture(scope="session")
-def docker_env(tmp_path_factory: pytest.TempPathFactory) -> DockerEnv:
-    for tool in ("docker", "dockerd", "docker-compose", "debootstrap"):
-        require(shutil.which(tool) is not None, f"{tool} missing (deploy/scripts/ensure-system.sh)")
-    require(os.geteuid() == 0, "dockerd and debootstrap need root")
-    timings: dict[str, float] = {}
-
-    started = time.monotonic()
-    up = run(["bash", str(SCRIPTS / "docker-up.sh")], timeout=600)
-    images = dict(line.split("=", 1) for line in up.stdout.split() if "=" in line)
-    timings["docker_up"] = time.monotonic() - started
-
-    started = time.monotonic()
-    run(["bash", str(SCRIPTS / "wheelhouse.sh")], timeout=600)
-    timings["wheelhouse"] = time.monotonic() - started
-
-    secrets_dir = tmp_path_factory.mktemp("secrets")
-    run(["bash", str(SCRIPTS / "make-secrets.sh"), "--force", str(secrets_dir)], timeout=60)
-
-    env = {
-        **os.environ,
-        "BASE_IMAGE": images["BASE_IMAGE"],
-        "PROMETHEUS_IMAGE": images["PROMETHEUS_IMAGE"],
-        "PIP_NO_INDEX": "1",
-        "PQ_IMAGE_PREFIX": IMAGE_PREFIX,
-        "PQ_CONSOLE_USERS_FILE": str(secrets_dir / "console-users.json"),
-        "GRAFANA_ADMIN_PASSWORD_FILE": str(secrets_dir / "grafana-admin-password"),
-        "POSTGRES_PASSWORD_FILE": str(secrets_dir / "postgres-password"),
-        # 0: Docker picks free host ports, so parallel runs and other servers never collide.
-        "PQ_ADMIN_PORT": "0",
-        "PQ_OPS_PORT": "0",
-        "PQ_PROMETHEUS_PORT": "0",
-        "PQ_GRAFANA_PORT": "0",
-        "COMPOSE_PROJECT_NAME": f"pq-ci-build-{CHECKOUT}",
-    }
-    # A relative host PQ_DB, as a shell or an old Makefile sets for the local run: every
-    # stack here must still open the one database on its volume (compose reads
-    # PQ_STACK_DB, never PQ_DB), so each container test is also a test of that.
-    env["PQ_DB"] = "var/queue.db"
-    env.pop("PQ_STACK_DB", None)
-    started = time.monotonic()
-    run(["docker-compose", "-f", "compose.yaml", "build", *PQ_SERVICES], env=env, timeout=900)
-    timings["image_build"] = time.monotonic() - started
-    print(f"\ncontainer tier setup: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
-    return DockerEnv(env, timings)
-
-
 class Stack:
-    """One compose project of the repository's compose.yaml plus the test timings."""
+    """One compose project: the repository's compose.yaml (plus, by default, the test
+    timings in compose.test.yaml), started and inspected through testcontainers."""
 
-    def __init__(self, docker: DockerEnv, name: str) -> None:
+    def __init__(
+        self,
+        docker: DockerEnv,
+        name: str,
+        files: tuple[Path, ...] = (COMPOSE_FILE, TEST_OVERRIDE),
+    ) -> None:
         self.name = name
-        self.env = {**docker.env, "COMPOSE_PROJECT_NAME": name}
+        self.settings = {**docker.settings, "COMPOSE_PROJECT_NAME": name}
+        self.env_file = docker.workdir / f"{name}.env"
+        write_env_file(self.env_file, self.settings)
+        self.compose = DockerCompose(
+            context=ROOT,
+            compose_file_name=[str(f) for f in files],
+            env_file=str(self.env_file),
+            wait=False,
+        )
+        self.docker = DockerClient().client
 
-    def compose(
-        self, *args: str, timeout: float = 180, check: bool = True, input_text: str | None = None
+    def set(self, **settings: str) -> None:
+        """Change settings for the next compose command (a user editing ``.env``)."""
+        self.settings.update(settings)
+        write_env_file(self.env_file, self.settings)
+
+    def command(
+        self, *args: str, timeout: float = 180, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
-        cmd = ["docker-compose", "-f", "compose.yaml", "-f", str(TEST_OVERRIDE), *args]
-        return run(cmd, env=self.env, timeout=timeout, check=check)
+        """``docker compose <files> --env-file <file> ARGS``: testcontainers' own command line."""
+        return run([*self.compose.docker_compose_command(), *args], timeout=timeout, check=check)
 
     def up(self, *services: str, scale_consumers: int | None = None) -> None:
-        args = ["up", "-d", "--no-build"]
-        if scale_consumers is not None:
-            args += ["--scale", f"consumer={scale_consumers}"]
-        self.compose(*args, *services)
+        """Start ``services`` (detached; the images are the session's)."""
+        if scale_consumers is None:
+            self.compose.services = list(services)
+            self.compose.start()
+            return
+        # testcontainers' start() has no --scale: the same command line, one flag more.
+        args = ["up", "--detach", "--no-build", "--scale", f"consumer={scale_consumers}"]
+        self.command(*args, *services, timeout=300)
 
-    def containers(self, service: str, *, running_only: bool = True) -> list[str]:
-        ids = self.compose("ps", "-q", service).stdout.split()
-        if not running_only:
-            return ids
-        return [c for c in ids if self.inspect(c)["State"]["Running"]]
+    def containers(self, service: str) -> list[str]:
+        """Ids of ``service``'s running containers, by `docker compose ps` (testcontainers)."""
+        return [
+            str(c.ID)
+            for c in self.compose.get_containers()
+            if c.Service == service and c.State == "running"
+        ]
 
     def inspect(self, container: str) -> dict[str, Any]:
-        return json.loads(run(["docker", "inspect", container]).stdout)[0]
+        return dict(self.docker.api.inspect_container(container))
 
     def health(self, container: str) -> str:
         state = self.inspect(container)["State"]
         return str(state.get("Health", {}).get("Status", "none"))
 
+    def host_port(self, service: str, port: int) -> int:
+        """The random host port published for ``service``'s ``port``."""
+        published = self.compose.get_service_port(service, port)
+        assert published, (service, port)
+        return int(published)
+
+    def exec(self, container: str, *cmd: str) -> tuple[int, str, str]:
+        code, (out, err) = self.docker.containers.get(container).exec_run(list(cmd), demux=True)
+        return int(code), (out or b"").decode(), (err or b"").decode()
+
+    def exec_ok(self, container: str, *cmd: str) -> str:
+        code, out, err = self.exec(container, *cmd)
+        assert code == 0, f"{cmd} exited {code} in {container[:12]}:\n{out[-2000:]}\n{err[-2000:]}"
+        return out
+
+    def kill(self, container: str) -> None:
+        self.docker.api.kill(container)
+
+    def remove(self, container: str) -> None:
+        self.docker.api.remove_container(container, force=True)
+
+    def logs(self, container: str) -> str:
+        return bytes(self.docker.api.logs(container)).decode(errors="replace")
+
+    def service_logs(self, *services: str) -> str:
+        out, err = self.compose.get_logs(*services)
+        return out + err
+
+    def metrics(self, container: str, port: int) -> str:
+        """The role's /metrics, read inside its container (its port is not published)."""
+        return self.exec_ok(container, "python", "-c", METRICS_CODE, str(port))
+
     def produce(self, count: int) -> None:
         """``count`` job files written and enqueued by a one-off producer container."""
-        self.compose(
+        self.command(
             "run",
             "--rm",
             "--no-deps",
@@ -202,9 +243,9 @@ class Stack:
         """Jobs, histories, consumers and doctor's findings, read inside a pq container."""
         running = [c for s in ("manager", "consumer") for c in self.containers(s)]
         if running:
-            out = run(["docker", "exec", running[0], "python", "-c", SNAPSHOT_CODE], timeout=60)
+            out = self.exec_ok(running[0], "python", "-c", SNAPSHOT_CODE)
         else:
-            out = self.compose(
+            out = self.command(
                 "run",
                 "--rm",
                 "--no-deps",
@@ -214,25 +255,92 @@ class Stack:
                 "-c",
                 SNAPSHOT_CODE,
                 timeout=120,
-            )
-        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-    def exec_python(self, container: str, code: str) -> str:
-        return run(["docker", "exec", container, "python", "-c", code], timeout=60).stdout
+            ).stdout
+        return dict(json.loads(out.strip().splitlines()[-1]))
 
     def read_job_file(self, container: str, name: str) -> str:
-        return run(["docker", "exec", container, "cat", f"/data/jobs/{name}"], timeout=30).stdout
+        return self.exec_ok(container, "cat", f"/data/jobs/{name}")
 
     def down(self) -> None:
-        self.compose("down", "-v", "--remove-orphans", "-t", "5", timeout=180, check=False)
+        """`docker compose down --volumes` through testcontainers: every service."""
+        self.compose.services = None
+        try:
+            self.compose.stop(down=True)
+        except subprocess.CalledProcessError as error:
+            print(f"down of {self.name} failed: {error.stderr!r}")
 
 
-@pytest.fixture
-def stack(docker_env: DockerEnv) -> Iterator[Stack]:
-    stack = Stack(docker_env, f"pqtest{secrets.token_hex(4)}")
+@pytest.fixture(scope="session")
+def docker_env(tmp_path_factory: pytest.TempPathFactory) -> DockerEnv:
+    for tool in ("docker", "dockerd", "debootstrap"):
+        require(shutil.which(tool) is not None, f"{tool} missing (deploy/scripts/ensure-system.sh)")
+    require(os.geteuid() == 0, "dockerd and debootstrap need root")
+    compose_v2 = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    require(
+        compose_v2.returncode == 0,
+        "the Compose v2 CLI (`docker compose`) is missing (deploy/scripts/install-compose-v2.sh)",
+    )
+    # Nothing here starts single testcontainers, but if one ever does: its reaper image
+    # cannot be pulled without a registry; the fixtures clean up after themselves.
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+    timings: dict[str, float] = {}
+
+    started = time.monotonic()
+    up = run(["bash", str(SCRIPTS / "docker-up.sh")], timeout=600)
+    images = dict(line.split("=", 1) for line in up.stdout.split() if "=" in line)
+    timings["docker_up"] = time.monotonic() - started
+
+    started = time.monotonic()
+    run(["bash", str(SCRIPTS / "wheelhouse.sh")], timeout=600)
+    timings["wheelhouse"] = time.monotonic() - started
+
+    secrets_dir = tmp_path_factory.mktemp("secrets")
+    run(["bash", str(SCRIPTS / "make-secrets.sh"), "--force", str(secrets_dir)], timeout=60)
+
+    settings = {
+        "BASE_IMAGE": images["BASE_IMAGE"],
+        "PROMETHEUS_IMAGE": images["PROMETHEUS_IMAGE"],
+        "PIP_NO_INDEX": "1",
+        "PQ_IMAGE_PREFIX": IMAGE_PREFIX,
+        "PQ_CONSOLE_USERS_FILE": str(secrets_dir / "console-users.json"),
+        "GRAFANA_ADMIN_PASSWORD_FILE": str(secrets_dir / "grafana-admin-password"),
+        "POSTGRES_PASSWORD_FILE": str(secrets_dir / "postgres-password"),
+        # 0: Docker picks free host ports, so parallel runs and other servers never collide.
+        "PQ_ADMIN_PORT": "0",
+        "PQ_OPS_PORT": "0",
+        "PQ_PROMETHEUS_PORT": "0",
+        "PQ_GRAFANA_PORT": "0",
+        "PQ_DB": HOST_PQ_DB,
+    }
+    docker = DockerEnv(settings, tmp_path_factory.mktemp("compose"), timings)
+    started = time.monotonic()
+    build = Stack(docker, f"pq-ci-build-{CHECKOUT}", files=(COMPOSE_FILE,))
+    build.command("build", *PQ_SERVICES, timeout=900)
+    timings["image_build"] = time.monotonic() - started
+    print(f"\ncontainer tier setup: {json.dumps({k: round(v, 1) for k, v in timings.items()})}")
+    return docker
+
+
+@contextmanager
+def new_stack(docker_env: DockerEnv, label: str, files: tuple[Path, ...]) -> Iterator[Stack]:
+    stack = Stack(docker_env, f"pqtest{os.urandom(4).hex()}", files)
     try:
         yield stack
     finally:
-        logs = stack.compose("logs", "--no-color", "--tail=40", check=False, timeout=60)
-        print(f"--- last logs of {stack.name}:\n{logs.stdout[-6000:]}")
+        tail = stack.command("--ansi", "never", "logs", "--tail=40", check=False, timeout=60)
+        print(f"--- last logs of {stack.name} ({label}):\n{tail.stdout[-6000:]}")
         stack.down()
+
+
+@pytest.fixture
+def stack(docker_env: DockerEnv, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A project of compose.yaml with the test timings of compose.test.yaml."""
+    with new_stack(docker_env, request.node.name, (COMPOSE_FILE, TEST_OVERRIDE)) as stack:
+        yield stack
+
+
+@pytest.fixture
+def user_stack(docker_env: DockerEnv, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    """A project of compose.yaml alone: what users run, with its own timings."""
+    with new_stack(docker_env, request.node.name, (COMPOSE_FILE,)) as stack:
+        yield stack

@@ -1,7 +1,9 @@
 """Real alerts from the compose stack: the manager image carries apprise, no `pq`
 command warns about a missing module in any image, and a job that enters the
 dead-letter queue reaches a real webhook receiver on the project's network (a
-container of the local base image, tests/containers/webhook_sink.py).
+container of the local base image, tests/containers/webhook_sink.py). The channel is
+set as a user sets it, with ``PQ_STACK_NOTIFY_URLS`` in the env file, which compose.yaml
+hands to the manager.
 """
 
 from __future__ import annotations
@@ -11,39 +13,45 @@ from typing import Any
 
 import pytest
 
-from tests.containers.conftest import Stack, run, wait_for
+from tests.containers.conftest import Stack, wait_for
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 def sink_bodies(stack: Stack) -> list[dict[str, Any]]:
     [sink] = stack.containers("alert-sink")
-    out = run(["docker", "logs", sink], timeout=30).stdout
+    out = stack.logs(sink)
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     return [line["body"] for line in lines if "body" in line]
 
 
 def test_the_manager_sends_a_real_alert_to_a_webhook(stack: Stack) -> None:
-    stack.env.update(COMPOSE_PROFILES="alerts", PQ_TEST_NOTIFY_URLS="json://alert-sink:8080/hook")
-    stack.up("alert-sink", "manager", "consumer", scale_consumers=1)
+    stack.set(
+        COMPOSE_PROFILES="alerts",
+        PQ_STACK_NOTIFY_URLS="json://alert-sink:8080/hook",
+        # The host's own channels, for the local run: they must not reach the containers.
+        PQ_NOTIFY_URLS="json://host-only.invalid/hook",
+    )
+    stack.up("alert-sink", "manager", "consumer")
     [manager] = stack.containers("manager")
     [consumer] = stack.containers("consumer")
     wait_for(
-        lambda: "alerts on: 1 channel(s)" in stack.compose("logs", "manager").stdout,
+        lambda: "alerts on: 1 channel(s)" in stack.service_logs("manager"),
         "the manager loading its alert channel",
         timeout=60,
     )
-    logs = stack.compose("logs", "manager").stdout
+    logs = stack.service_logs("manager")
+    assert "alerts on: 1 channel(s): json://alert-sink:8080/hook" in logs, logs
     assert "unavailable" not in logs and "apprise is missing" not in logs, logs
 
     # No pq command warns about a missing module, in the manager image or the others.
     for container in (manager, consumer):
-        help_text = run(["docker", "exec", container, "pq", "--help"], timeout=60)
-        assert "warning" not in help_text.stderr, help_text.stderr
+        code, _, err = stack.exec(container, "pq", "--help")
+        assert code == 0 and "warning" not in err, err
 
     # pq notify-test from inside the manager container reaches the receiver.
-    trial = run(["docker", "exec", manager, "pq", "notify-test"], timeout=60)
-    assert "1 of 1 channel(s) delivered the test message" in trial.stdout, trial.stdout
+    trial = stack.exec_ok(manager, "pq", "notify-test")
+    assert "1 of 1 channel(s) delivered the test message" in trial, trial
     wait_for(
         lambda: any("test notification" in b.get("title", "") for b in sink_bodies(stack)),
         "the test message at the receiver",
@@ -52,8 +60,7 @@ def test_the_manager_sends_a_real_alert_to_a_webhook(stack: Stack) -> None:
 
     # A job whose file does not exist: the consumer fails it for good, the manager
     # announces the dead letter, and the message names the job.
-    job_id = run(["docker", "exec", manager, "pq", "enqueue", "missing-invoice.txt"]).stdout
-    job_id = job_id.strip()
+    job_id = stack.exec_ok(manager, "pq", "enqueue", "missing-invoice.txt").strip()
 
     def dead_letter_alert() -> dict[str, Any] | None:
         for body in sink_bodies(stack):
@@ -64,9 +71,5 @@ def test_the_manager_sends_a_real_alert_to_a_webhook(stack: Stack) -> None:
     alert = wait_for(dead_letter_alert, "the dead-letter alert at the receiver", timeout=60)
     assert "missing-invoice.txt" in alert["message"], alert
     assert f"Job id: {job_id}" in alert["message"], alert
-    metrics = stack.exec_python(
-        manager,
-        "import urllib.request; print(urllib.request.urlopen("
-        "'http://127.0.0.1:9100/metrics', timeout=5).read().decode())",
-    )
+    metrics = stack.metrics(manager, 9100)
     assert 'pq_notifications_sent_total{channel="json",kind="dead_lettered"} 1.0' in metrics

@@ -3,7 +3,8 @@
 The services run as processes on the host (short intervals, a temp SQLite queue). The
 Prometheus config is the repository's prometheus.yml with each DNS discovery replaced by
 the processes' addresses; rule files and scrape settings stay as they are. A panel whose
-query names a metric nobody exports returns nothing, and fails the test.
+query names a metric nobody exports returns nothing, and fails the test. The dashboards'
+JSON itself is checked against Grafana's models in test_dashboard_models.py.
 """
 
 from __future__ import annotations

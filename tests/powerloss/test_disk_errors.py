@@ -192,6 +192,7 @@ def test_services_log_count_and_outlive_disk_errors(
             wait_for(spent, 60, "the job-file faults")
             progress("job-file errors")
             assert scrape(ports["producer"]).get("job_file", 0) > 0
+            assert scrape(ports["consumer"]).get("job_file", 0) > 0
             assert "job file error" in producer.text()
         faultfs.heal()
 

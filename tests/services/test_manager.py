@@ -116,7 +116,11 @@ def test_metrics_endpoints_export_the_documented_names(system: System) -> None:
     consumer = scrape(base)
     assert 'pq_jobs_completed_total{queue="default"} 2.0' in consumer
     assert "pq_consumer_busy 0.0" in consumer
-    assert 'pq_consumers{state="idle"} 1.0' in scrape(port)
+    # The consumer reports itself idle at its next registry heartbeat, not with the
+    # completion that made the count above: wait for that heartbeat, then the scrape.
+    wait_for(
+        lambda: 'pq_consumers{state="idle"} 1.0' in scrape(port), 30, "the idle consumer exported"
+    )
 
 
 def _try_scrape(port: int) -> str | None:

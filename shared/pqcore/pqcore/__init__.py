@@ -7,6 +7,8 @@
     [held] = queue.claim("worker-1")
     queue.complete(held.id, held.lease_token)
 
+Tasks (your functions, run by ``pq consumer --tasks``): ``pqcore.App``, in pqcore.tasks.
+
 Everything that knows SQL or the job state machine lives in this package.
 """
 
@@ -35,9 +37,12 @@ from pqcore.exceptions import (
     PQError,
     ScheduleNotFound,
     StorageError,
+    TaskFailed,
+    WaitTimeout,
 )
 from pqcore.models import (
     Consumer,
+    Dependency,
     EnqueueRequest,
     FailureGroup,
     Job,
@@ -55,8 +60,10 @@ from pqcore.models import (
     ThroughputBucket,
 )
 from pqcore.queue import Queue
+from pqcore.running import TaskContext
 from pqcore.schedules import Schedule, TickResult
-from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
+from pqcore.states import ConsumerState, DependencyFailure, JobState, OutcomeKind, Transition
+from pqcore.tasks import App, NotRetryable, Task, TaskHandle
 
 __version__ = "0.1.0"
 
@@ -96,6 +103,7 @@ def open_queue(
 
 
 __all__ = [
+    "App",
     "Conflict",
     "Consumer",
     "ConsumerState",
@@ -104,6 +112,8 @@ __all__ = [
     "DatabaseNotFound",
     "DatabaseReadOnly",
     "DatabaseUnavailable",
+    "Dependency",
+    "DependencyFailure",
     "DiskFull",
     "DiskIOError",
     "EnqueueRequest",
@@ -120,6 +130,7 @@ __all__ = [
     "JobOrder",
     "JobState",
     "LeaseLost",
+    "NotRetryable",
     "Outcome",
     "OutcomeKind",
     "PQError",
@@ -135,8 +146,13 @@ __all__ = [
     "SortedPage",
     "Stats",
     "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
     "ThroughputBucket",
     "TickResult",
     "Transition",
+    "WaitTimeout",
     "open_queue",
 ]

@@ -284,4 +284,18 @@ def _audit(session: Session) -> list[str]:
             problems.append(f"history holds a transition {source} -> {dest} not allowed")
     for r in session.all("audit_active_dedupe_duplicates"):
         problems.append(f"dedupe key {r['dedupe_key']!r} is held by {r['n']} active jobs")
+    for r in session.all("audit_waiting_count"):
+        problems.append(
+            f"job {r['id']} counts {r['waiting_for']} jobs to wait for, but {r['open']}"
+            " of its dependencies are open"
+        )
+    for r in session.all("audit_dependency_open_after_final"):
+        problems.append(
+            f"job {r['job_id']} still waits for job {r['depends_on']}, which is {r['status']}"
+        )
+    for r in session.all("audit_claimed_before_dependency"):
+        problems.append(
+            f"job {r['job_id']} was claimed before job {r['depends_on']}, which it depends on,"
+            " had finished"
+        )
     return problems

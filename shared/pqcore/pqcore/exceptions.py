@@ -115,6 +115,22 @@ class JobCancelled(LeaseLost):
         super().__init__(job_id, message or f"job {job_id} was cancelled by an operator")
 
 
+class TaskFailed(PQError):
+    """The task's job ended without a result (dead-lettered or cancelled)."""
+
+    def __init__(self, job_id: int, status: str, error: str | None, task: str | None = None):
+        self.job_id = job_id
+        self.status = status
+        self.error = error
+        self.task = task
+        what = f"task {task} (job {job_id})" if task else f"job {job_id}"
+        super().__init__(f"{what} ended {status}: {error or 'no error recorded'}")
+
+
+class WaitTimeout(PQError, TimeoutError):
+    """The job did not finish within the time waited for it; it may still."""
+
+
 class MigrationRefused(PQError):
     """pq migrate-backend refused to copy: the source is in use or the target is not empty."""
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 from typing import Any
 
-from pqcore.states import ConsumerState, JobState, OutcomeKind
+from pqcore.states import ConsumerState, DependencyFailure, JobState, OutcomeKind
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,16 +30,61 @@ class Job:
     started_at: float | None
     finished_at: float | None
     concurrency_key: str | None = None  # the partition per-key limits count (controls)
+    result: str | None = None  # what the job's task returned, as JSON text (tasks)
+    progress: float | None = None  # 0..1, as the running attempt last reported it
+    progress_message: str | None = None
+    progress_at: float | None = None
+    waiting_for: int = 0  # jobs it depends on that have not finished yet (0: claimable)
+    has_dependents: bool = False  # some job waits for this one
+
+    @property
+    def waiting(self) -> bool:
+        """Pending, but not claimable until the jobs it depends on have finished."""
+        return self.status is JobState.PENDING and self.waiting_for > 0
+
+    def result_value(self) -> Any:
+        """The result decoded from JSON (None when there is none)."""
+        return None if self.result is None else json.loads(self.result)
 
     @classmethod
     def from_row(cls, row: Any) -> Job:
         values = {f.name: row[f.name] for f in dataclasses.fields(cls)}
         values["status"] = JobState(values["status"])
+        values["has_dependents"] = bool(values["has_dependents"])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
         out["status"] = self.status.value
+        return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Dependency:
+    """One job waiting for another: ``job_id`` waits for ``depends_on``. ``resolution`` is
+    the final state ``depends_on`` reached (None: not yet); ``status`` is the state the
+    other side is in now (None: purged)."""
+
+    job_id: int
+    depends_on: int
+    on_failure: DependencyFailure
+    created_at: float
+    resolved_at: float | None
+    resolution: JobState | None
+    status: JobState | None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Dependency:
+        values = {f.name: row[f.name] for f in dataclasses.fields(cls)}
+        values["on_failure"] = DependencyFailure(values["on_failure"])
+        for name in ("resolution", "status"):
+            values[name] = JobState(values[name]) if values[name] is not None else None
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for name in ("on_failure", "resolution", "status"):
+            out[name] = out[name].value if out[name] is not None else None
         return out
 
 
@@ -101,6 +147,11 @@ class EnqueueRequest:
     dedupe_key: str | None = None
     max_attempts: int | None = None
     concurrency_key: str | None = None  # the partition per-key limits count
+    # Jobs (ids, or anything with an ``id``) this one waits for: it is claimable only once
+    # every one of them is done. If one ends permanently_failed or cancelled instead, this
+    # job is cancelled (``DependencyFailure.CANCEL``) or runs anyway (``RUN``).
+    after: tuple[Any, ...] = ()
+    on_dependency_failure: str = DependencyFailure.CANCEL
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,6 +166,7 @@ class Outcome:
     kind: str = OutcomeKind.DONE
     error: str | None = None
     retryable: bool = True
+    result: str | None = None  # DONE: the job's result as JSON text (validation.encode_json)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +184,7 @@ class Stats:
     dead_letter: int
     total: int
     paused_queues: list[str] = dataclasses.field(default_factory=list)  # in scope
+    waiting: int = 0  # pending jobs waiting for dependencies (counted in pending too)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

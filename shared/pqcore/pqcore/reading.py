@@ -77,14 +77,16 @@ class Reading(QueueCore):
         scope = "" if queue is None else "_for_queue"
         params = {"now": self._now(), "queue": queue}
 
-        def body(session: Session) -> tuple[list[Any], Any, Any, list[str]]:
+        def body(session: Session) -> tuple[list[Any], Any, Any, list[str], Any]:
             rows = session.all("counts_by_status" + scope, params)
             oldest = session.one("oldest_runnable_pending_age" + scope, params)
             stalled = session.one("stalled_count" + scope, params)
             paused = [r["queue"] for r in session.all("controls_all") if r["paused"]]
-            return rows, oldest and oldest["age"], stalled["n"] if stalled else 0, paused
+            waiting = session.one("waiting_count" + scope, params)
+            return (rows, oldest and oldest["age"], stalled["n"] if stalled else 0, paused,
+                    waiting["n"] if waiting else 0)  # fmt: skip
 
-        rows, age, stalled, paused = self.driver.read(body, snapshot=True)
+        rows, age, stalled, paused, waiting = self.driver.read(body, snapshot=True)
         if sum(int(r["deltas"]) for r in rows) >= FOLD_DELTAS_AT:
             try:
                 self.driver.write(lambda s: s.run("count_deltas_fold"), single_statement=True)
@@ -100,6 +102,7 @@ class Reading(QueueCore):
             dead_letter=counts[JobState.PERMANENTLY_FAILED.value],
             total=sum(counts.values()),
             paused_queues=[q for q in paused if queue is None or q == queue],
+            waiting=int(waiting),
         )
 
     def list_jobs(

@@ -1,0 +1,1 @@
+"""pq's Grafana dashboards as code: ``python -m grafana.generate`` (grafana/generate.py)."""
