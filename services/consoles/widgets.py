@@ -242,6 +242,20 @@ def page_or_job(page: StreamlitPage, user: User, own: Sequence[StreamlitPage]) -
         job_view(queue, user, job_id, key="job")
 
 
+def scroll_to(heading: str) -> None:
+    """Scroll the page to the first heading that starts with ``heading`` (once per
+    text: the script runs when it is new)."""
+    st.html(
+        "<script>(() => { const wanted = " + json.dumps(heading) + ";"
+        " const find = () => Array.from(document.querySelectorAll('[data-testid=stHeading]'))"
+        ".find(h => h.innerText.startsWith(wanted));"
+        " let tries = 0; const go = () => { const h = find();"
+        " if (h) h.scrollIntoView({block: 'start'}); else if (tries++ < 20) setTimeout(go, 100); };"
+        " go(); })();</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
 def job_view(queue: Queue, user: User, job_id: int, key: str) -> None:
     """A job's own page (``?job=ID`` on any page): back to where it was opened from."""
     if st.button("← Back", key=f"{key}_back", help="back to the list (the browser's Back too)"):
