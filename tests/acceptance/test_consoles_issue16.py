@@ -510,12 +510,14 @@ PAGES = {
 
 
 def settled(page: Page) -> None:
-    """The page has drawn: no script running, fonts (icons) loaded, charts painted."""
+    """The page has drawn: no script running, fonts (icons) loaded, no element still a
+    placeholder while its code loads."""
     page.locator('[data-testid="stHeading"]').first.wait_for()
     page.wait_for_function(
         "document.fonts.status === 'loaded'"
         " && !document.querySelector('[data-testid=stStatusWidget] [data-testid=stSpinner]')"
         " && !document.querySelector('[data-stale=true]')"
+        " && !document.querySelector('[data-testid=stSkeleton], [data-testid=stSkeletonElement]')"
     )
     page.wait_for_timeout(200)
 
