@@ -25,7 +25,9 @@ from typing import Any
 
 from pqcore import (
     EnqueueRequest,
+    JobCursor,
     JobFilter,
+    JobOrder,
     JobState,
     Outcome,
     QueueSettings,
@@ -221,6 +223,52 @@ def measure(path: Path, repeat: int) -> list[tuple[str, float, str]]:
             queue.processing_seconds,
             lambda r: f"{len(r)} durations",
         )
+        run(
+            "failure_groups (top 10, newest 10k of each)",
+            queue.failure_groups,
+            lambda r: f"{len(r)} groups",
+        )
+        group = queue.failure_groups(limit=1)[0].pattern
+        in_group = JobFilter(statuses=(JobState.PERMANENTLY_FAILED,), error_group=group)
+        run("list_jobs of one failure group", lambda: queue.list_jobs(in_group), size)
+        run("count_jobs of one failure group", lambda: queue.count_jobs(in_group))
+        run(
+            "queue_throughput last 15 min",
+            lambda: queue.queue_throughput(now - 900),
+            lambda r: f"{len(r)} queues",
+        )
+        for order in JobOrder:
+            if order is JobOrder.CREATED:
+                continue
+            first = run(
+                f"page_jobs by {order.value} first page",
+                lambda order=order: queue.page_jobs(order=order),
+                size,
+            )
+            last = queue.page_jobs(order=order, descending=False, limit=1).jobs[0]
+            deep = JobCursor(float(getattr(last, order.value)), last.id + 50)
+            run(
+                f"page_jobs by {order.value} page ~20,000",
+                lambda order=order, deep=deep: queue.page_jobs(order=order, after=deep),
+                size,
+            )
+            run(
+                f"page_jobs by {order.value} previous page",
+                lambda order=order, first=first: queue.page_jobs(order=order, before=first.next),
+                size,
+            )
+            run(
+                f"page_jobs by {order.value}, status=done",
+                lambda order=order: queue.page_jobs(
+                    JobFilter(statuses=(JobState.DONE,)), order=order
+                ),
+                size,
+            )
+            run(
+                f"page_jobs by {order.value}, status=dead",
+                lambda order=order: queue.page_jobs(dead, order=order),
+                size,
+            )
         run("stalled_jobs (50)", queue.stalled_jobs, lambda r: f"{len(r)} jobs")
         run("consumers", queue.consumers, lambda r: f"{len(r)} consumers")
         some = queue.list_jobs(dead, limit=1).jobs[0].id
@@ -267,10 +315,24 @@ def measure_pages(path: Path) -> None:
         page("admin jobs, next page", at.button(key="jobs_next").click().run)
         page(
             "admin jobs, status=dead",
-            at.multiselect(key="jobs_status").set_value(["permanently_failed"]).run,
+            at.multiselect(key="jobs_status").set_value([JobState.PERMANENTLY_FAILED]).run,
         )
         page("admin jobs, + text 'Timeout'", at.text_input(key="jobs_text").input("Timeout").run)
+        at.text_input(key="jobs_text").input("").run()
+        at.multiselect(key="jobs_status").set_value([]).run()
+        for order in (JobOrder.PRIORITY, JobOrder.UPDATED_AT, JobOrder.ATTEMPTS, JobOrder.RUN_AT):
+            page(f"admin jobs, sorted by {order.value}", at.selectbox(key="jobs_sort")
+                 .set_value(order).run)  # fmt: skip
+            page(f"admin jobs, sorted by {order.value}, next", at.button(key="jobs_next")
+                 .click().run)  # fmt: skip
+        page("admin jobs, last hour", at.selectbox(key="jobs_time").set_value("last hour").run)
+        at.selectbox(key="jobs_time").set_value("any time").run()
+        some = at.dataframe[0].value["id"].iloc[0]
+        at.query_params["job"] = str(some)
+        page("admin job page", at.run)
+        at.query_params.pop("job")
         page("admin dead letter", at.switch_page("views/admin_dead_letter.py").run)
+        page("admin queues", at.switch_page("views/queues.py").run)
         page("admin statistics (last hour)", at.switch_page("views/admin_statistics.py").run)
         page(
             "admin statistics (last 24 hours)",
@@ -278,6 +340,7 @@ def measure_pages(path: Path) -> None:
         )
         ops = opened("ops")
         page("ops live (one refresh)", ops.run)
+        page("ops queues", ops.switch_page("views/queues.py").run)
 
 
 def main(argv: list[str] | None = None) -> int:

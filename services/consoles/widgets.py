@@ -55,6 +55,10 @@ def flash(kind: str, message: str, area: str = "page") -> None:
     st.session_state.setdefault(FLASH_KEY, []).append((area, kind, message))
 
 
+def _flashes() -> list[tuple[str, str, str]]:
+    return list(st.session_state.get(FLASH_KEY, []))
+
+
 def show_flashes(area: str = "page") -> None:
     kept = []
     for where, kind, message in st.session_state.pop(FLASH_KEY, []):
@@ -238,6 +242,20 @@ def page_or_job(page: StreamlitPage, user: User, own: Sequence[StreamlitPage]) -
         job_view(queue, user, job_id, key="job")
 
 
+def scroll_to(heading: str) -> None:
+    """Scroll the page to the first heading that starts with ``heading`` (once per
+    text: the script runs when it is new)."""
+    st.html(
+        "<script>(() => { const wanted = " + json.dumps(heading) + ";"
+        " const find = () => Array.from(document.querySelectorAll('[data-testid=stHeading]'))"
+        ".find(h => h.innerText.startsWith(wanted));"
+        " let tries = 0; const go = () => { const h = find();"
+        " if (h) h.scrollIntoView({block: 'start'}); else if (tries++ < 20) setTimeout(go, 100); };"
+        " go(); })();</script>",
+        unsafe_allow_javascript=True,
+    )
+
+
 def job_view(queue: Queue, user: User, job_id: int, key: str) -> None:
     """A job's own page (``?job=ID`` on any page): back to where it was opened from."""
     if st.button("← Back", key=f"{key}_back", help="back to the list (the browser's Back too)"):
@@ -389,7 +407,9 @@ def selection_actions(jobs: Sequence[Job], user: User, key: str) -> None:
     if not user.may("bulk") or not jobs:
         return
     by_id = {j.id: j for j in jobs}
-    with st.expander("Act on selected jobs"):
+    area = f"{key}-selected"
+    with st.expander("Act on selected jobs", expanded=any(f[0] == area for f in _flashes())):
+        show_flashes(area)  # what the last click did, where it was clicked
         picked_key, action_key = f"{key}_picked", f"{key}_picked_action"
         reason_key = f"{key}_picked_reason"
         picked = [
@@ -410,7 +430,7 @@ def selection_actions(jobs: Sequence[Job], user: User, key: str) -> None:
             try:
                 reason = filters.clean_reason(str(st.session_state.get(reason_key, "")))
             except filters.InputError as error:
-                flash("error", str(error))
+                flash("error", str(error), area)
                 return
 
             def run(queue: Queue) -> None:
@@ -423,11 +443,13 @@ def selection_actions(jobs: Sequence[Job], user: User, key: str) -> None:
                         refused.append(changed_message(error))
                     except PQError as error:
                         refused.append(f"{job_id}: {error}")
-                flash("success", f"{name}: applied to {applied} of {len(picked)} selected jobs")
+                flash(
+                    "success", f"{name}: applied to {applied} of {len(picked)} selected jobs", area
+                )
                 if refused:
-                    flash("warning", "Not applied: " + "; ".join(refused[:10]))
+                    flash("warning", "Not applied: " + "; ".join(refused[:10]), area)
 
-            with_queue(run)
+            with_queue(run, area)
             for done_key in (picked_key, reason_key, confirm_key):
                 st.session_state.pop(done_key, None)
 
@@ -446,7 +468,17 @@ def filter_actions(
     """Act on every job matching the filter: shows the count and asks for confirmation."""
     if not user.may("bulk"):
         return
-    with st.expander("Act on all jobs matching the filter", expanded=expanded):
+    # Counting the matching jobs can take a scan (a time range, a text): only while open.
+    box = st.expander(
+        "Act on all jobs matching the filter",
+        expanded=expanded,
+        key=f"{key}_all_open" + ("_ready" if expanded else ""),  # ready: opens by itself
+        on_change="rerun",
+    )
+    with box:
+        if not box.open:
+            return
+        show_flashes(f"{key}-all")  # what the last click did, where it was clicked
         name = st.selectbox("Action", list(ACTIONS), key=f"{key}_all_action")
         transition = ACTIONS[name]
         eligible = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
@@ -492,6 +524,9 @@ def filter_actions(
             except PQError as error:
                 st.error(f"{name} failed: {error}")
                 return
-            flash("success", f"{name}: applied to {applied:,} jobs ({skipped:,} had changed)")
+            flash(
+                "success", f"{name}: applied to {applied:,} jobs ({skipped:,} had changed)",
+                f"{key}-all",
+            )  # fmt: skip
             st.session_state.pop(f"{key}_all_reason", None)
             st.rerun()

@@ -53,10 +53,36 @@ def consoles(busy: tuple[Path, Path, dict[str, list[int]]]) -> Iterator[Consoles
         stop_consoles(running)
 
 
-def new_page(browser: Any, viewport: dict[str, int] = LAPTOP, context: Any = None) -> Page:
-    context = context or browser.new_context(viewport=viewport, timezone_id="Europe/Berlin")
+def new_page(browser: Any, viewport: dict[str, int] = LAPTOP, state: Any = None) -> Page:
+    context = browser.new_context(
+        viewport=viewport, timezone_id="Europe/Berlin", storage_state=state
+    )
     page = context.new_page()
     page.set_default_timeout(30_000)
+    return page
+
+
+@pytest.fixture(scope="module")
+def signed_in(consoles: Consoles, browser) -> dict[str, Any]:
+    """A browser's cookies after alice logged in to each console once: other tests
+    open their pages in new browsers holding them (a reload keeps a session)."""
+    states = {}
+    for console in ("admin", "ops"):
+        page = new_page(browser)
+        log_in(page, consoles[console])
+        states[console] = page.context.storage_state()
+        page.context.close()
+    return states
+
+
+def opened(
+    browser: Any, consoles: Consoles, signed_in: dict[str, Any], console: str, path: str,
+    viewport: dict[str, int] = LAPTOP,
+) -> Page:  # fmt: skip
+    """``path`` on ``console``, in a new browser already logged in as alice."""
+    page = new_page(browser, viewport, signed_in[console])
+    page.goto(consoles[console] + path, wait_until="domcontentloaded")
+    page.get_by_text("Logged in as alice").wait_for()
     return page
 
 
@@ -158,9 +184,10 @@ def in_view(page: Page, locator: Any) -> bool:
 # ------------------------------------------------------------------ defects 1-3: URLs, reload
 
 
-def test_1_paging_with_a_relative_time_range_leaves_page_1(consoles: Consoles, browser) -> None:
-    page = new_page(browser)
-    log_in(page, consoles["admin"] + "/?created=1h")
+def test_1_paging_with_a_relative_time_range_leaves_page_1(
+    consoles: Consoles, browser, signed_in
+) -> None:
+    page = opened(browser, consoles, signed_in, "admin", "/?created=1h")
     first = first_cells(page, 3)
     assert "page 1" in caption(page) and "in the chosen time range" in caption(page)
     page.get_by_role("button", name="Next →").click()
@@ -224,11 +251,10 @@ def test_2_a_job_url_opens_the_job_after_login_and_back_and_forward_work(
 
 
 def test_3_at_1280x720_the_error_column_shows_and_no_label_is_cut(
-    consoles: Consoles, browser
+    consoles: Consoles, browser, signed_in
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["admin"] + "/?status=dead-letter")
+    page = opened(browser, consoles, signed_in, "admin", "/?status=dead-letter")
     # In the error column's cells (the grid's accessible copy, not drawn itself).
     page.get_by_text("PermanentError: job file").first.wait_for(state="attached")
     page.wait_for_timeout(800)
@@ -247,14 +273,13 @@ def test_3_at_1280x720_the_error_column_shows_and_no_label_is_cut(
 
 
 def test_4_the_job_page_shows_the_whole_payload_error_and_history(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     db, _, ids = busy
     with open_queue(str(db), create=False) as queue:
         dead = [j for j in (queue.get(i) for i in ids["dead"]) if "Traceback" in (j.error or "")]
         job = dead[0]
-    page = new_page(browser, LAPTOP)
-    log_in(page, f"{consoles['admin']}/?job={job.id}")
+    page = opened(browser, consoles, signed_in, "admin", f"/?job={job.id}")
     wait_text(page, f"Job {job.id} — dead letter")
     codes = page.locator('[data-testid="stCode"]')
     payload, error = codes.nth(0), codes.nth(1)
@@ -276,12 +301,11 @@ def test_4_the_job_page_shows_the_whole_payload_error_and_history(
 
 
 def test_5_after_an_action_the_result_is_in_view_and_the_reason_box_is_empty(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     db, _, ids = busy
     job = ids["failed"][1]
-    page = new_page(browser, LAPTOP)
-    log_in(page, f"{consoles['admin']}/?job={job}")
+    page = opened(browser, consoles, signed_in, "admin", f"/?job={job}")
     wait_text(page, f"Job {job} — failed (retrying)")
     reason = page.get_by_label("Reason (recorded in the history)")
     reason.fill("upstream is back")
@@ -297,13 +321,12 @@ def test_5_after_an_action_the_result_is_in_view_and_the_reason_box_is_empty(
 
 
 def test_6_a_click_on_a_header_sorts_every_job_on_the_server(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     db, _, _ = busy
     with open_queue(str(db), create=False) as queue:
         top = queue.list_jobs(limit=1000).jobs
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["admin"])
+    page = opened(browser, consoles, signed_in, "admin", "/")
     assert "sorted by created, newest first" in caption(page)
     assert first_cells(page)[0][3] == "0"  # the newest jobs have priority 0
     x, y = column_x(page, "priority")
@@ -322,11 +345,10 @@ def test_6_a_click_on_a_header_sorts_every_job_on_the_server(
 
 
 def test_7_failure_reasons_are_grouped_and_open_their_jobs_ready_to_resubmit(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     db, _, ids = busy
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["admin"] + "/dead-letter")
+    page = opened(browser, consoles, signed_in, "admin", "/dead-letter")
     link = page.get_by_role("button", name="PermanentError: job file <path> does not exist")
     link.wait_for()
     reasons = page.locator('[data-testid="stExpander"]').first.inner_text()
@@ -348,13 +370,12 @@ def test_7_failure_reasons_are_grouped_and_open_their_jobs_ready_to_resubmit(
 
 
 def test_8_acting_on_a_stale_page_says_who_changed_the_job(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     db, _, _ = busy
     with open_queue(str(db), create=False) as queue:
         job = queue.list_jobs(JobFilter((JobState.PENDING,)), limit=1).jobs[0]
-    page = new_page(browser, LAPTOP)
-    log_in(page, f"{consoles['admin']}/?job={job.id}")
+    page = opened(browser, consoles, signed_in, "admin", f"/?job={job.id}")
     wait_text(page, f"Job {job.id} — pending")
     subprocess.run(
         [*pq_command(), "--db", str(db), "cancel", str(job.id), "--actor", "carol"],
@@ -370,11 +391,10 @@ def test_8_acting_on_a_stale_page_says_who_changed_the_job(
 
 
 def test_9_acting_on_selected_jobs_asks_for_a_confirmation_and_a_reason(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     db, _, ids = busy
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["admin"] + "/?status=failed")
+    page = opened(browser, consoles, signed_in, "admin", "/?status=failed")
     grid(page)
     page.get_by_text("Act on selected jobs").click()
     picker = page.get_by_label("Jobs on this page")
@@ -426,11 +446,10 @@ def test_11_a_lockout_holds_only_the_client_that_guessed_and_is_counted(
     stranger.context.close()
 
 
-def test_12_jobs_by_status_shows_the_small_states(consoles: Consoles, browser) -> None:
+def test_12_jobs_by_status_shows_the_small_states(consoles: Consoles, browser, signed_in) -> None:
     from PIL import Image
 
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["admin"] + "/statistics")
+    page = opened(browser, consoles, signed_in, "admin", "/statistics")
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.wait_for()
     page.wait_for_timeout(1500)
@@ -447,10 +466,9 @@ def test_12_jobs_by_status_shows_the_small_states(consoles: Consoles, browser) -
 
 
 def test_the_queues_page_shows_waiting_throughput_and_consumers(
-    consoles: Consoles, browser
+    consoles: Consoles, browser, signed_in
 ) -> None:
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["ops"] + "/queues")  # alice: this address waits for bob (test 11)
+    page = opened(browser, consoles, signed_in, "ops", "/queues")
     row = page.locator('[role="row"]', has_text="emails").first
     row.wait_for(state="attached")
     cells = [c.strip() for c in row.locator('[role="gridcell"]').all_inner_texts()]
@@ -460,10 +478,11 @@ def test_the_queues_page_shows_waiting_throughput_and_consumers(
     page.context.close()
 
 
-def test_auto_refresh_shows_new_jobs_without_a_click(consoles: Consoles, browser, busy) -> None:
+def test_auto_refresh_shows_new_jobs_without_a_click(
+    consoles: Consoles, browser, signed_in, busy
+) -> None:
     db, _, _ = busy
-    page = new_page(browser, LAPTOP)
-    log_in(page, consoles["admin"] + "/?refresh=5")
+    page = opened(browser, consoles, signed_in, "admin", "/?refresh=5")
     pending = page.locator('[data-testid="stMetric"]', has_text="Pending").first
     before = int(pending.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
     with open_queue(str(db), create=False) as queue:
@@ -477,31 +496,34 @@ def test_auto_refresh_shows_new_jobs_without_a_click(consoles: Consoles, browser
     page.context.close()
 
 
+# (name, how to get there: a sidebar link's title, or an address to open)
 PAGES = {
     "admin": [
         ("jobs", "/"), ("jobs-dead-letter-by-priority", "/?status=dead-letter&sort=priority"),
-        ("job", "/?job={job}"), ("dead-letter", "/dead-letter"), ("queues", "/queues"),
-        ("schedules", "/schedules"), ("settings", "/settings"), ("statistics", "/statistics"),
-        ("job-by-id", "/job"),
+        ("job", "/?job={job}"), ("dead-letter", "Dead letter"), ("queues", "Queues"),
+        ("schedules", "Schedules"), ("settings", "Settings"), ("statistics", "Statistics"),
+        ("job-by-id", "Job by id"),
     ],
-    "ops": [("live", "/"), ("live-with-job", "/?job={job}"), ("queues", "/queues"),
-            ("job-by-id", "/job")],
+    "ops": [("live", "/"), ("live-with-job", "/?job={job}"), ("queues", "Queues"),
+            ("job-by-id", "Job by id")],
 }  # fmt: skip
 
 
 def settled(page: Page) -> None:
-    """The page has drawn: no script running, fonts (icons) loaded, charts painted."""
+    """The page has drawn: no script running, fonts (icons) loaded, no element still a
+    placeholder while its code loads."""
     page.locator('[data-testid="stHeading"]').first.wait_for()
     page.wait_for_function(
         "document.fonts.status === 'loaded'"
         " && !document.querySelector('[data-testid=stStatusWidget] [data-testid=stSpinner]')"
         " && !document.querySelector('[data-stale=true]')"
+        " && !document.querySelector('[data-testid=stSkeleton], [data-testid=stSkeletonElement]')"
     )
-    page.wait_for_timeout(400)
+    page.wait_for_timeout(200)
 
 
 def test_every_page_at_1280x720_and_1920x1080_with_one_name_for_dead_letter(
-    consoles: Consoles, browser, busy
+    consoles: Consoles, browser, signed_in, busy
 ) -> None:
     """Defect 10 and the screenshots: every page of both consoles at both sizes; no
     label cut, and the dead-letter state is called "dead letter" on every one."""
@@ -516,18 +538,21 @@ def test_every_page_at_1280x720_and_1920x1080_with_one_name_for_dead_letter(
             page.set_viewport_size(viewport)
             page.wait_for_timeout(300)
             page.screenshot(path=str(ARTIFACTS / f"{console}-login-{size}.png"))
-        page.set_viewport_size(LAPTOP)
-        fill_login(page)
-        page.get_by_text("Logged in as alice").wait_for()
-        page.wait_for_function("document.cookie.includes('_session=')")
-        for name, path in PAGES[console]:
-            page.goto(consoles[console] + path.format(job=ids["dead"][-1]))
+        page.context.close()
+        page = opened(browser, consoles, signed_in, console, "/")
+        for name, way in PAGES[console]:
+            if way.startswith("/"):
+                page.goto(consoles[console] + way.format(job=ids["dead"][-1]))
+            else:  # within the app, as a user moves: no new session
+                nav = page.locator('[data-testid="stSidebarNav"]')
+                nav.get_by_role("link", name=way, exact=True).click()
+                page.get_by_role("heading", name=way.replace(" by id", "")).first.wait_for()
             settled(page)
             text = page.evaluate("document.body.innerText").lower()
             assert "permanently" not in text, (console, name)
             for size, viewport in sizes.items():
                 page.set_viewport_size(viewport)
-                page.wait_for_timeout(300)
+                page.wait_for_timeout(150)  # the layout follows the new width
                 assert clipped(page) == [], (console, name, size)
                 page.screenshot(path=str(ARTIFACTS / f"{console}-{name}-{size}.png"))
             page.set_viewport_size(LAPTOP)

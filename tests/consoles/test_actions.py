@@ -129,6 +129,12 @@ def test_after_an_action_the_job_stays_open_the_result_is_beside_it_and_the_reas
     assert at.query_params["job"] == str(job_id)
 
 
+def open_expander(at: AppTest, key: str) -> AppTest:
+    """Open an expander that tracks its state (the browser's click on its label)."""
+    at.session_state[key] = True
+    return at.run()
+
+
 def confirm_box(at: AppTest, prefix: str):  # type: ignore[no-untyped-def]
     [box] = [c for c in at.checkbox if c.key and c.key.startswith(prefix)]
     return box
@@ -162,6 +168,7 @@ def test_admin_redrives_the_whole_dead_letter_queue_after_confirming(
 ) -> None:
     at = logged_in("admin", "alice")
     at.switch_page("views/admin_dead_letter.py").run()
+    open_expander(at, "dead_all_open")
     at.selectbox(key="dead_all_action").set_value("Resubmit").run()
     apply = at.button(key="dead_all_apply")
     assert apply.disabled  # not before the confirmation
@@ -180,6 +187,7 @@ def test_a_changed_count_needs_a_new_confirmation(
 ) -> None:
     at = logged_in("admin", "alice")
     at.switch_page("views/admin_dead_letter.py").run()
+    open_expander(at, "dead_all_open")
     confirm_box(at, "dead_all_confirm_").check().run()
     with inspect_queue() as queue:  # one more job dies between the tick and the click
         queue.mark_failed(seeded.pending[0], actor="carol")
@@ -196,6 +204,7 @@ def test_filter_action_respects_the_filter(
 ) -> None:
     at = logged_in("admin", "alice")
     at.selectbox(key="jobs_queue").set_value("emails").run()
+    open_expander(at, "jobs_all_open")
     at.selectbox(key="jobs_all_action").set_value("Cancel").run()
     confirm_box(at, "jobs_all_confirm_").check().run()
     at.button(key="jobs_all_apply").click().run()

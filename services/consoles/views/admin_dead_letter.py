@@ -13,8 +13,11 @@ st.caption(
 )
 widgets.show_flashes()
 with common.queue() as queue:
-    st.metric("Dead-letter jobs", f"{queue.stats().dead_letter:,}")
-    with st.expander("Most frequent reasons (newest 10,000): each opens its jobs", expanded=True):
+    count, reasons = st.columns([1, 5])
+    count.metric("Dead-letter jobs", f"{queue.stats().dead_letter:,}")
+    with reasons.expander(
+        "Most frequent reasons (newest 10,000): each opens its jobs", expanded=True
+    ):
         charts.failure_groups(queue, None, dead_only=True, limit=5)
     shown = browser.job_browser(queue, user, key="dead", fixed=(JobState.PERMANENTLY_FAILED,))
     if shown is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pqcore import ConsumerState, JobFilter, JobState
-from services.consoles import charts, common, widgets
+from services.consoles import charts, common, urls, widgets
 
 SILENT_AFTER = 30.0  # seconds without a heartbeat before a live consumer is flagged
 RUNNING_SHOWN = 20
@@ -142,3 +142,7 @@ st.divider()
 st.subheader("Look up a job")
 with common.queue() as queue:
     widgets.job_lookup(queue, user, key="ops_lookup")
+requested = urls.job_id()
+if requested is not None:
+    # An alert's link (/?job=42): the job, not the numbers above it, is what to see.
+    widgets.scroll_to(f"Job {requested} — ")

@@ -15,19 +15,13 @@ import re
 PLACEHOLDERS = ("<str>", "<path>", "<uuid>", "<hex>", "<n>")
 MAX_PATTERN = 160
 
-_UUID = r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"")
+_UUID = re.compile(r"\b[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}\b")
 # 0x..., or a long run of hex digits with letters and digits both (an id, a digest).
-_HEX = r"\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{12,}\b"
-_REPLACE = (
-    # Quoted text first: a quoted path or number is one placeholder, not several.
-    (re.compile(r"'[^'\n]*'|\"[^\"\n]*\""), "<str>"),
-    # URLs and paths: anything with a slash (or a Windows drive) up to the next space.
-    (re.compile(r"\b[A-Za-z][\w+.-]*://[^\s,;()\[\]{}<>]*"), "<path>"),
-    (re.compile(r"(?:\b[A-Za-z]:)?[\w.~\-]*[/\\][^\s,;:()\[\]{}<>]*"), "<path>"),
-    (re.compile(_UUID), "<uuid>"),
-    (re.compile(_HEX), "<hex>"),
-    (re.compile(r"(?<![\w<])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?"), "<n>"),
-)
+_HEX = re.compile(r"\b(?:0x[0-9a-fA-F]+|(?=[0-9a-fA-F]{12,}\b)[0-9a-fA-F]*\d[0-9a-fA-F]*)\b")
+_HEX_RUN = re.compile(r"[0-9a-fA-F]{12}")
+_NUMBER = re.compile(r"(?<![\w<])[-+]?\d+(?:[.,]\d+)*(?:[eE][-+]?\d+)?")
+_EDGES = "()[]{},;:.!?"  # punctuation around a word, kept as it is
 _EXCEPTION = re.compile(r"^((?:[A-Za-z_]\w*\.)*[A-Za-z_]\w*)(?::|$)")
 _PLACEHOLDER = re.compile("|".join(re.escape(p) for p in PLACEHOLDERS))
 
@@ -43,11 +37,29 @@ def error_line(error: str) -> str:
 
 
 def error_pattern(error: str) -> str:
-    """The error's line with every varying part replaced by its placeholder."""
-    line = error_line(error)
-    for expression, placeholder in _REPLACE:
-        line = expression.sub(placeholder, line)
+    """The error's line with every varying part replaced by its placeholder: quoted
+    text, then words that hold a slash (paths, URLs), UUIDs, hex ids, numbers."""
+    line = _QUOTED.sub("<str>", error_line(error))
+    words = []
+    for word in line.split(" "):
+        core = word.strip(_EDGES)
+        if core and ("/" in core or "\\" in core) and core != "<str>":
+            start = word.index(core)
+            word = word[:start] + "<path>" + word[start + len(core) :]
+        words.append(word)
+    line = " ".join(words)
+    if "-" in line:
+        line = _UUID.sub("<uuid>", line)
+    if _HEX_RUN.search(line) or "0x" in line:
+        line = _HEX.sub(_hex, line)
+    if any(c.isdigit() for c in line):
+        line = _NUMBER.sub("<n>", line)
     return line[:MAX_PATTERN]
+
+
+def _hex(match: re.Match[str]) -> str:
+    text = match.group()
+    return "<hex>" if any(c.isalpha() for c in text) else text
 
 
 def exception_name(pattern: str) -> str:

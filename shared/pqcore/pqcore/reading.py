@@ -290,8 +290,12 @@ class Reading(QueueCore):
         check_limit(limit, 1000)
         rows = self._select("failure_samples", {"sample": check_sample(sample)})
         groups: dict[str, list[Any]] = {}
+        patterns: dict[str, str] = {}  # the same error text is common: normalised once
         for row in rows:  # newest first within each state
-            pattern = error_pattern(row["error"])
+            error = row["error"]
+            pattern = patterns.get(error)
+            if pattern is None:
+                pattern = patterns[error] = error_pattern(error)
             entry = groups.setdefault(pattern, [0, 0, row["error"]])
             entry[0] += 1
             entry[1] += row["status"] == JobState.PERMANENTLY_FAILED.value
