@@ -30,6 +30,7 @@ from typing import TypeVar
 from loguru import logger
 
 from pqcore import Job, JobState, PQError, Queue, TickResult
+from pqcore.rescue import ConfirmedRescue
 from pqcore.schedules import MAX_GRACE_SECONDS, MISFIRE_GRACE_SECONDS
 from services.common import liveness
 from services.common.signals import StopRequest
@@ -109,6 +110,7 @@ class Manager:
         self.is_leader = False
         self._announced: bool | None = None  # the role last logged
         self._event_cursor = 0
+        self.lease_rescue = ConfirmedRescue(queue, clock=clock)
 
     def run(self) -> int:
         self._event_cursor = self.queue.last_event_id()
@@ -261,8 +263,12 @@ class Manager:
             )
 
     def _rescue_expired(self) -> None:
+        # Confirmed: a lease found expired is rescued only if a look half its lease
+        # later (this host's monotonic clock) finds it still unrenewed, so a wall-clock
+        # step of the queue's clock (the database host's, or on SQLite this host's)
+        # takes no job from a live holder (pqcore.rescue).
         for _ in range(MAX_BATCHES):
-            jobs = self.queue.rescue_expired(limit=BATCH)
+            jobs = self.lease_rescue.rescue_expired(limit=BATCH)
             for job in jobs:
                 self._rescued(job, "lease_expired")
             if len(jobs) < BATCH:
