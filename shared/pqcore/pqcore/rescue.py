@@ -14,11 +14,18 @@ updated_at`` of its last renewal): a heartbeat period plus room for the heartbea
 round trip. A crashed holder's job is rescued that much later than its expiry.
 
 State is this object's: a rescuer that restarts only looks again, never earlier.
+
+The stall check (a job processing longer than a timeout, heartbeats or not) cannot look
+twice: a live job stays as old as it is. ``ClockWatch`` measures instead how far the
+queue's clock has stepped forward against this process's monotonic clock, and the
+timeout is lengthened by that step for as long as jobs started before it can exist.
+A rescuer started after a step has not seen it: the watch begins with its first sample.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -26,6 +33,7 @@ from typing import Protocol
 from pqcore.models import Job
 
 CONFIRM_FRACTION = 0.5  # of the job's lease: one heartbeat period (lease/3) plus room
+STEP_TOLERANCE = 1.0  # seconds: sampling jitter (a round trip), never a step worth minding
 
 
 class _Rescuing(Protocol):
@@ -81,3 +89,29 @@ class ConfirmedRescue:
         for job in due:
             self._seen.pop(job.id, None)  # rescued, or changed: a fresh look next time
         return rescued
+
+
+class ClockWatch:
+    """The queue's clock against this process's monotonic clock: their difference is
+    constant but for steps of the queue's clock (or this host's drift, negligible)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._samples: deque[tuple[float, float]] = deque()  # (monotonic, offset)
+
+    def sample(self, queue_now: float, *, keep: float) -> None:
+        """Record the queue's time read just now; forget samples older than ``keep``."""
+        now = self.clock()
+        self._samples.append((now, queue_now - now))
+        while self._samples and self._samples[0][0] < now - keep:
+            self._samples.popleft()
+
+    def forward_step(self, within: float) -> float:
+        """How far the queue's clock has stepped forward over the last ``within`` seconds
+        of monotonic time (0 when it has not, or only by sampling jitter)."""
+        if not self._samples:
+            return 0.0
+        latest, offset = self._samples[-1]
+        lowest = min(o for at, o in self._samples if at >= latest - within)
+        step = offset - lowest
+        return step if step > STEP_TOLERANCE else 0.0
