@@ -29,7 +29,7 @@ test: setup ## run every test tier (installs what the tiers need)
 
 lint: setup ## ruff and mypy
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check shared services tests bench grafana
+	$(VENV)/bin/ruff format --check shared services tests bench grafana examples
 	$(VENV)/bin/mypy
 
 console-admin: setup ## the admin console on http://127.0.0.1:8501 (login required)

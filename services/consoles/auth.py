@@ -24,8 +24,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 USERS_ENV = "PQ_CONSOLE_USERS"
 ONE_TIME_HASH_ENV = "PQ_CONSOLE_ONE_TIME_HASH"
@@ -46,9 +47,22 @@ ROLES: dict[str, frozenset[str]] = {
     "ops": frozenset({"view", "act"}),
 }
 
-# Repeated wrong passwords for one user name lock it out for a while (per process).
-MAX_FAILURES = 5
-LOCKOUT_SECONDS = 60.0
+# Login throttling, per client and user name (per process). A client is a browser that
+# presents a device token for the name (issued at its last successful login), else its
+# IP address. FREE_FAILURES wrong passwords cost nothing; each further one makes that
+# client wait for that name, FIRST_DELAY and doubling up to MAX_DELAY. Another client
+# (another address, or a browser the user logged in from before) is never held up, so a
+# stranger cannot lock a user out by guessing.
+FREE_FAILURES = 5
+FIRST_DELAY = 15.0
+MAX_DELAY = 15 * 60.0
+FORGET_AFTER = 24 * 3600.0  # a client's failures for a name are forgotten after a quiet day
+MAX_TRACKED = 100_000  # (client, name) pairs remembered at most; the oldest go first
+
+# Sessions: a signed token kept by the browser (a cookie), checked against this
+# process's live sessions, so logging out revokes it and a restart ends every session.
+SESSION_MAX_SECONDS = 12 * 3600.0  # a session ends this long after login, active or not
+DEVICE_SECONDS = 30 * 86_400.0  # a device token is trusted this long after the login
 
 
 class ConfigError(Exception):
@@ -191,40 +205,230 @@ def session_seconds(env: Mapping[str, str] | None = None) -> float:
 # ------------------------------------------------------------------ checking a login
 
 
-class Authenticator:
-    """Checks passwords against the users and locks a name out after repeated failures."""
+@dataclasses.dataclass
+class _Strikes:
+    failures: int = 0
+    last: float = 0.0
+    wait_until: float = 0.0
 
-    def __init__(self, users: Mapping[str, User]) -> None:
+
+class Authenticator:
+    """Checks passwords against the users; throttles each (client, user name) pair on its
+    own (see FREE_FAILURES), and reports each failure and each lockout to ``observer``."""
+
+    def __init__(
+        self,
+        users: Mapping[str, User],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        observer: Callable[[str, str, str, float], None] | None = None,
+    ) -> None:
         self.users = dict(users)
-        self._failures: dict[str, list[float]] = {}
+        self._clock = clock
+        self._observer = observer  # (event "failure"|"lockout", client, name, wait seconds)
+        self._strikes: dict[tuple[str, str], _Strikes] = {}
         self._lock = threading.Lock()
         # A name that does not exist still costs one scrypt, so timing reveals nothing.
         self._decoy = hash_password(secrets.token_urlsafe(16))
 
-    def login(self, name: str, password: str) -> User | None:
-        """The user if the password is right; None otherwise (and during a lockout)."""
+    def login(self, name: str, password: str, client: str = "unknown") -> User | None:
+        """The user if the password is right; None otherwise, and while this client
+        waits after repeated failures for this name (the password is not even tried)."""
         name = name.strip()
         if not name or not USER_NAME.match(name) or len(password) > MAX_PASSWORD:
             return None
-        if self.locked_for(name) > 0:
+        if self.locked_for(name, client) > 0:
             return None
         user = self.users.get(name)
         ok = verify_password(password, user.password_hash if user else self._decoy)
+        key = (client, name)
         if user is not None and ok:
             with self._lock:
-                self._failures.pop(name, None)
+                self._strikes.pop(key, None)
             return user
         with self._lock:
-            now = time.monotonic()
-            recent = [t for t in self._failures.get(name, []) if now - t < LOCKOUT_SECONDS]
-            self._failures[name] = [*recent, now]
+            now = self._clock()
+            strikes = self._strikes.get(key)
+            if strikes is None or now - strikes.last > FORGET_AFTER:
+                strikes = self._strikes[key] = _Strikes()
+                self._forget_oldest(now)
+            strikes.failures += 1
+            strikes.last = now
+            wait = lockout_seconds(strikes.failures)
+            strikes.wait_until = now + wait
+        if self._observer is not None:
+            self._observer("failure", client, name, 0.0)
+            if wait > 0:
+                self._observer("lockout", client, name, wait)
         return None
 
-    def locked_for(self, name: str) -> float:
-        """Seconds left in ``name``'s lockout (0 when it may try)."""
+    def locked_for(self, name: str, client: str = "unknown") -> float:
+        """Seconds ``client`` must wait before trying ``name`` again (0: it may try)."""
         with self._lock:
-            now = time.monotonic()
-            recent = [t for t in self._failures.get(name, []) if now - t < LOCKOUT_SECONDS]
-            if len(recent) < MAX_FAILURES:
-                return 0.0
-            return LOCKOUT_SECONDS - (now - recent[-MAX_FAILURES])
+            strikes = self._strikes.get((client, name.strip()))
+            return 0.0 if strikes is None else max(0.0, strikes.wait_until - self._clock())
+
+    def _forget_oldest(self, now: float) -> None:
+        if len(self._strikes) <= MAX_TRACKED:
+            return
+        for key, strikes in list(self._strikes.items()):
+            if now - strikes.last > FORGET_AFTER:
+                del self._strikes[key]
+        while len(self._strikes) > MAX_TRACKED:
+            del self._strikes[min(self._strikes, key=lambda k: self._strikes[k].last)]
+
+
+def lockout_seconds(failures: int) -> float:
+    """How long a client waits after its ``failures``-th wrong password for a name."""
+    if failures < FREE_FAILURES:
+        return 0.0
+    return min(MAX_DELAY, FIRST_DELAY * 2.0 ** (failures - FREE_FAILURES))
+
+
+# ------------------------------------------------------------------ tokens
+
+
+def _sign(key: bytes, payload: bytes) -> str:
+    return _b64url(hmac.new(key, payload, hashlib.sha256).digest())
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _unb64url(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _split(token: str) -> tuple[bytes, dict[str, Any], str] | None:
+    """(payload bytes, payload, signature) of ``payload.signature``, or None."""
+    if not isinstance(token, str) or len(token) > 1024 or token.count(".") != 1:
+        return None
+    body, signature = token.split(".")
+    try:
+        raw = _unb64url(body)
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return (raw, payload, signature) if isinstance(payload, dict) else None
+
+
+@dataclasses.dataclass
+class _Live:
+    name: str
+    role: str
+    last_seen: float
+    expires: float
+
+
+class Sessions:
+    """The console's sessions: ``issue`` gives a signed, expiring token (the browser
+    keeps it in a cookie; it holds a session id, the user's name and an expiry, never a
+    password or hash); ``resume`` takes it back after a reload; ``revoke`` ends it.
+
+    A token is good only while its session is live in this process: signed with a key
+    made at start, idle for less than ``idle_seconds()``, younger than
+    SESSION_MAX_SECONDS, not revoked, its user still configured with the same role."""
+
+    def __init__(
+        self,
+        idle_seconds: Callable[[], float] = session_seconds,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._key = secrets.token_bytes(32)
+        self._idle = idle_seconds
+        self._clock = clock
+        self._live: dict[str, _Live] = {}
+        self._lock = threading.Lock()
+
+    def issue(self, user: User) -> str:
+        now = self._clock()
+        sid = secrets.token_urlsafe(18)
+        expires = now + SESSION_MAX_SECONDS
+        raw = json.dumps({"sid": sid, "sub": user.name, "exp": int(expires)}).encode()
+        with self._lock:
+            self._prune(now)
+            self._live[sid] = _Live(user.name, user.role, now, expires)
+        return f"{_b64url(raw)}.{_sign(self._key, raw)}"
+
+    def resume(self, token: str, users: Mapping[str, User]) -> User | None:
+        """The user of a live session (and its idle clock restarted), else None."""
+        sid = self._check(token, users)
+        if sid is None:
+            return None
+        with self._lock:
+            live = self._live[sid]
+            live.last_seen = self._clock()
+            return User(live.name, live.role, password_hash="")
+
+    def alive(self, token: str, users: Mapping[str, User]) -> bool:
+        """Whether the session is still live (not revoked, expired or idle too long)."""
+        return self._check(token, users) is not None
+
+    def touch(self, token: str) -> None:
+        parts = _split(token)
+        if parts is None:
+            return
+        with self._lock:
+            live = self._live.get(str(parts[1].get("sid")))
+            if live is not None:
+                live.last_seen = self._clock()
+
+    def revoke(self, token: str) -> None:
+        parts = _split(token)
+        if parts is not None:
+            with self._lock:
+                self._live.pop(str(parts[1].get("sid")), None)
+
+    def _check(self, token: str, users: Mapping[str, User]) -> str | None:
+        parts = _split(token)
+        if parts is None:
+            return None
+        raw, payload, signature = parts
+        if not hmac.compare_digest(signature, _sign(self._key, raw)):
+            return None
+        sid, now = str(payload.get("sid")), self._clock()
+        with self._lock:
+            live = self._live.get(sid)
+            if live is None:
+                return None
+            user = users.get(live.name)
+            idle = now - live.last_seen > self._idle()
+            if now >= live.expires or idle or user is None or user.role != live.role:
+                del self._live[sid]
+                return None
+        return sid
+
+    def _prune(self, now: float) -> None:
+        idle = self._idle()
+        for sid, live in list(self._live.items()):
+            if now >= live.expires or now - live.last_seen > idle:
+                del self._live[sid]
+
+
+def device_token(user: User, *, now: float | None = None) -> str:
+    """A token this browser shows at its next logins as ``user``: signed with the
+    user's password hash, so changing the password makes every one of them worthless."""
+    raw = json.dumps({"sub": user.name, "iat": int(time.time() if now is None else now)})
+    return f"{_b64url(raw.encode())}.{_sign(user.password_hash.encode(), raw.encode())}"
+
+
+def trusted_device(token: str, user: User | None, *, now: float | None = None) -> bool:
+    """Whether ``token`` is a device token issued for ``user`` within DEVICE_SECONDS."""
+    parts = _split(token)
+    if parts is None or user is None:
+        return False
+    raw, payload, signature = parts
+    issued = payload.get("iat")
+    if payload.get("sub") != user.name or not isinstance(issued, int):
+        return False
+    age = (time.time() if now is None else now) - issued
+    if not 0 <= age <= DEVICE_SECONDS:
+        return False
+    return hmac.compare_digest(signature, _sign(user.password_hash.encode(), raw))
+
+
+def device_cookie_name(name: str) -> str:
+    """The cookie that holds this browser's device token for user ``name``."""
+    return "pq_device_" + hashlib.sha256(name.encode()).hexdigest()[:16]

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from pqcore import Queue, Stats
+from pqcore import JobState, Queue, Stats
+from services.consoles import filters, urls
 from services.consoles.widgets import STATUS_LABELS
 
 SAMPLE = 10_000
@@ -24,27 +25,41 @@ def duration(seconds: float) -> str:
 
 
 def counts_by_status(stats: Stats) -> None:
+    """Bars on a log scale (symlog: 0 stays 0), each with its count written on it, so
+    3 dead-lettered jobs are as visible as a million done ones."""
     frame = pd.DataFrame(
         {
             "status": [STATUS_LABELS[s] for s in STATUS_LABELS],
             "jobs": [stats.counts[s.value] for s in STATUS_LABELS],
         }
     )
-    chart = (
-        alt.Chart(frame)
-        .mark_bar()
-        .encode(
-            x=alt.X("status:N", sort=None, title=None),
-            y=alt.Y("jobs:Q", title="jobs"),
-            color=alt.Color(
-                "status:N",
-                legend=None,
-                scale=alt.Scale(domain=list(STATUS_LABELS.values()), range=STATUS_COLORS),
-            ),
-            tooltip=["status", "jobs"],
+    top = max(1, int(frame["jobs"].max()))
+    ticks = [10**k for k in range(len(str(top)) + 1) if 10**k <= top * 2]
+    base = alt.Chart(frame).encode(
+        # Every state named, on two lines where it is two words ("dead / letter").
+        x=alt.X(
+            "status:N",
+            sort=None,
+            title=None,
+            axis=alt.Axis(labelAngle=0, labelOverlap=False, labelExpr="split(datum.label, ' ')"),
+        ),
+        y=alt.Y(
+            "jobs:Q",
+            title="jobs (log scale)",
+            scale=alt.Scale(type="symlog", constant=1, domain=[0, top * 2], nice=False),
+            axis=alt.Axis(values=ticks, labelOverlap=False, labelExpr="format(datum.value, ',')"),
+        ),
+        tooltip=["status", alt.Tooltip("jobs:Q", format=",")],
+    )
+    bars = base.mark_bar().encode(
+        color=alt.Color(
+            "status:N",
+            legend=None,
+            scale=alt.Scale(domain=list(STATUS_LABELS.values()), range=STATUS_COLORS),
         )
     )
-    st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
+    labels = base.mark_text(dy=-8, fontSize=13).encode(text=alt.Text("jobs:Q", format=","))
+    st.altair_chart((bars + labels).properties(height=HEIGHT), width="stretch")
 
 
 def throughput(queue: Queue, now: float, minutes: int, bucket: int = 60) -> None:
@@ -107,11 +122,12 @@ def attempts(queue: Queue) -> None:
 
 
 def failure_reasons(queue: Queue) -> None:
-    reasons = queue.failure_reasons(limit=10, sample=SAMPLE)
-    if not reasons:
+    """The most frequent reasons, errors that differ only in paths and numbers as one."""
+    groups = queue.failure_groups(limit=10, sample=SAMPLE)
+    if not groups:
         st.info("No failed jobs.")
         return
-    frame = pd.DataFrame(reasons, columns=["reason", "jobs"])
+    frame = pd.DataFrame({"reason": [g.pattern for g in groups], "jobs": [g.jobs for g in groups]})
     chart = (
         alt.Chart(frame)
         .mark_bar(color="#e45756")
@@ -122,6 +138,39 @@ def failure_reasons(queue: Queue) -> None:
         )
     )
     st.altair_chart(chart.properties(height=HEIGHT), width="stretch")
+
+
+def failure_groups(
+    queue: Queue, target: str | None, *, dead_only: bool = False, limit: int = 10
+) -> None:
+    """Each reason with its count and a link to exactly its jobs: on page ``target`` (a
+    page script), or on this page (None), where "act on all matching" resubmits them."""
+    groups = queue.failure_groups(limit=limit, sample=SAMPLE)
+    if dead_only:
+        groups = [g for g in groups if g.dead]
+    if not groups:
+        st.caption("No failed or dead-lettered jobs.")
+        return
+    states = [JobState.PERMANENTLY_FAILED] if dead_only else [
+        JobState.FAILED, JobState.PERMANENTLY_FAILED
+    ]  # fmt: skip
+    for n, group in enumerate(groups):
+        count, link = st.columns([1, 12], vertical_alignment="center")
+        count.markdown(f"**{group.dead if dead_only else group.jobs:,}**")
+        query = {"error": group.pattern, "status": filters.states_to_url(states)}
+        tip = f"{group.exception or 'error'} · e.g. {group.example[:300]}"
+        if target is not None:
+            link.page_link(
+                target, label=group.pattern, query_params=query, help=tip,
+                icon=":material/filter_alt:",
+            )  # fmt: skip
+        else:  # a link to this same page would lose its query: a button sets it
+            query.pop("status")
+            link.button(
+                group.pattern, key=f"reason_{n}", help=tip, type="tertiary",
+                icon=":material/filter_alt:", on_click=urls.push,
+                args=({**query, "after": None, "before": None, "page": None},),
+            )  # fmt: skip
 
 
 def processing_times(queue: Queue) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pqcore.config import DEFAULT_DB
 from services.common.container import container_database_problem
-from services.consoles import auth
+from services.consoles import auth, metrics
 
 APPS = {"admin": ("admin_app.py", 8501), "ops": ("ops_app.py", 8502)}
 HERE = Path(__file__).resolve().parent
@@ -37,6 +37,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
             default=None,
             metavar="DB",
             help="queue database (default: pq --db, PQ_DB, var/queue.db)",
+        )
+        p.add_argument(
+            "--metrics-port",
+            type=int,
+            default=None,
+            help=f"Prometheus metrics port (default {metrics.PORT_ENV} or"
+            f" {metrics.DEFAULT_PORTS[name]}; 0 disables)",
+        )
+        p.add_argument(
+            "--metrics-address",
+            default=None,
+            help=f"interface for the metrics (default {metrics.ADDRESS_ENV} or 127.0.0.1)",
         )
         p.add_argument(
             "--dev", action="store_true", help="reload on source changes (development only)"
@@ -62,7 +74,8 @@ def streamlit_command(console: str, port: int, address: str, dev: bool = False) 
         "client.showErrorDetails": "full" if dev else "type",
         "global.developmentMode": "false",
     }
-    command = [sys.executable, "-m", "streamlit", "run", str(HERE / script)]
+    # serve.py starts the console's metrics endpoint, then Streamlit in the same process.
+    command = [sys.executable, "-m", "services.consoles.serve", console, str(HERE / script)]
     for name, value in options.items():
         command += [f"--{name}", value]
     return command
@@ -76,6 +89,15 @@ def run_console(args: argparse.Namespace) -> int:
     db = args.console_db or args.db
     if db:
         env["PQ_DB"] = db
+    if args.metrics_port is not None:
+        env[metrics.PORT_ENV] = str(args.metrics_port)
+    env.setdefault(metrics.PORT_ENV, str(metrics.DEFAULT_PORTS[args.console]))
+    if args.metrics_address:
+        env[metrics.ADDRESS_ENV] = args.metrics_address
+    raw_port = env[metrics.PORT_ENV].strip() or "0"
+    if not raw_port.isdigit() or int(raw_port) > 65535:
+        print(f"pq console: invalid metrics port {raw_port!r}", file=sys.stderr)
+        return 2
     problem = container_database_problem(env.get("PQ_DB") or DEFAULT_DB, env)
     if problem is not None:
         print(f"pq console {args.console}: refused to start: {problem}", file=sys.stderr)

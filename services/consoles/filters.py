@@ -22,6 +22,28 @@ TIME_RANGES: dict[str, float | None] = {
     "last 7 days": 7 * 86_400,
     "custom": None,
 }
+# How each range and state is spelled in a URL (?created=1h&status=dead-letter).
+RANGE_SLUGS = {
+    "any time": "any", "last 15 minutes": "15m", "last hour": "1h", "last 24 hours": "24h",
+    "last 7 days": "7d", "custom": "custom",
+}  # fmt: skip
+STATE_SLUGS = {
+    JobState.PENDING: "pending",
+    JobState.PROCESSING: "processing",
+    JobState.DONE: "done",
+    JobState.FAILED: "failed",
+    JobState.PERMANENTLY_FAILED: "dead-letter",
+    JobState.CANCELLED: "cancelled",
+}
+STATE_BY_SLUG = {slug: state for state, slug in STATE_SLUGS.items()}
+STATE_NAMES = {
+    JobState.PENDING: "pending",
+    JobState.PROCESSING: "processing",
+    JobState.DONE: "done",
+    JobState.FAILED: "failed (retrying)",
+    JobState.PERMANENTLY_FAILED: "dead letter",
+    JobState.CANCELLED: "cancelled",
+}
 _ID = re.compile(r"^#?\s*(\d{1,18})$")
 
 
@@ -57,13 +79,23 @@ def clean_reason(text: str) -> str | None:
     return text or None
 
 
+def states_to_url(states: list[JobState]) -> str:
+    return ",".join(STATE_SLUGS[JobState(s)] for s in states)
+
+
+def states_from_url(text: str) -> list[JobState]:
+    """``dead-letter,failed`` -> the states; ValueError for a name that is not one."""
+    return [STATE_BY_SLUG[part.strip()] for part in text.split(",") if part.strip()]
+
+
 def build_filter(
-    statuses: list[str],
+    statuses: list[JobState] | list[str],
     queue: str | None,
     text: str,
     time_range: str,
     now: float,
     custom: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+    error_group: str | None = None,
 ) -> JobFilter:
     states = tuple(JobState(s) for s in statuses)
     if queue is not None and not QUEUE_NAME.match(queue):
@@ -85,17 +117,29 @@ def build_filter(
         text=clean_search(text),
         created_after=after,
         created_before=before,
+        error_group=clean_pattern(error_group),
     )
+
+
+def clean_pattern(text: str | None) -> str | None:
+    """A failure group's pattern from a URL: at most 200 characters, no control ones."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > 200 or any(unicodedata.category(c) == "Cc" for c in text):
+        raise InputError("the error pattern in the address is not one this console made")
+    return text
 
 
 def describe(flt: JobFilter) -> str:
     parts = []
     if flt.statuses:
-        parts.append("status " + " or ".join(s.value for s in flt.statuses))
+        parts.append("status " + " or ".join(STATE_NAMES[JobState(s)] for s in flt.statuses))
     if flt.queue:
         parts.append(f"queue {flt.queue}")
     if flt.text:
         parts.append(f"containing {flt.text!r}")
+    if flt.error_group:
+        parts.append(f"error like {flt.error_group!r}")
     if flt.created_after or flt.created_before:
         parts.append("in the chosen time range")
     return ", ".join(parts) or "all jobs"

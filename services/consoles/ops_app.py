@@ -5,16 +5,24 @@ Run it with ``pq console ops``; it needs a login (see ``auth.py``).
 
 import streamlit as st
 
-from services.consoles import common
+from services.consoles import common, widgets
 
 common.page_frame("pq ops", ":material/monitor_heart:")
-user = common.require_login("pq ops")
-common.logout_button(user)
+user = common.logged_in("ops")
+live = st.Page("views/ops_live.py", title="Live", icon=":material/monitor_heart:", default=True)
+lookup = st.Page("views/job.py", title="Job by id", icon=":material/search:", url_path="job")
+# Navigation comes before the login form, hidden until then: the page and query the
+# URL asked for (an alert's /?job=42) are still there once the login succeeds.
 page = st.navigation(
     [
-        st.Page("views/ops_live.py", title="Live", icon=":material/monitor_heart:", default=True),
-        st.Page("views/queues.py", title="Queues", icon=":material/view_list:"),
-        st.Page("views/job.py", title="Job by id", icon=":material/search:"),
-    ]
+        live,
+        st.Page("views/queues.py", title="Queues", icon=":material/view_list:", url_path="queues"),
+        lookup,
+    ],
+    position="sidebar" if user else "hidden",
 )
-page.run()
+if user is None:
+    common.login_form("pq ops")
+else:
+    common.logout_button(user)
+    widgets.page_or_job(page, user, own=[live, lookup])

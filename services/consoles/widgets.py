@@ -1,15 +1,21 @@
-"""Widgets both consoles share: counts, the job table, a job's detail, history and actions."""
+"""Widgets both consoles share: counts, the job table, a job's page (every field, the
+whole payload and error, the history) and the actions on one job or many."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import pandas as pd
 import streamlit as st
+from streamlit.navigation.page import StreamlitPage
 
 from pqcore import (
     InvalidArgument,
     Job,
+    JobChanged,
+    JobEvent,
     JobFilter,
     JobNotFound,
     JobState,
@@ -17,11 +23,13 @@ from pqcore import (
     Queue,
     Stats,
     Transition,
+    open_queue,
 )
+from pqcore.exceptions import past_tense
 from pqcore.states import can
-from services.consoles import filters
+from services.consoles import common, filters, urls
 from services.consoles.auth import User
-from services.consoles.common import age, when
+from services.consoles.common import age, relative, when, when_full
 
 # Operator actions as the consoles label them, in the order they are offered.
 ACTIONS: dict[str, Transition] = {
@@ -30,28 +38,42 @@ ACTIONS: dict[str, Transition] = {
     "Mark done": Transition.MARK_DONE,
     "Mark failed": Transition.MARK_FAILED,
 }
-STATUS_LABELS = {
-    JobState.PENDING: "pending",
-    JobState.PROCESSING: "processing",
-    JobState.DONE: "done",
-    JobState.FAILED: "failed (retrying)",
-    JobState.PERMANENTLY_FAILED: "dead letter",
-    JobState.CANCELLED: "cancelled",
-}
+# One name per state, everywhere: tables, filters, captions, the history, messages.
+STATUS_LABELS = filters.STATE_NAMES
 FLASH_KEY = "pq_flash"
+
+
+def label(state: JobState | None) -> str:
+    return "" if state is None else STATUS_LABELS[JobState(state)]
 
 
 # ------------------------------------------------------------------ messages across reruns
 
 
-def flash(kind: str, message: str) -> None:
-    """Show ``message`` after the rerun that follows an action."""
-    st.session_state.setdefault(FLASH_KEY, []).append((kind, message))
+def flash(kind: str, message: str, area: str = "page") -> None:
+    """Show ``message`` after the rerun that follows an action, where ``area`` is drawn."""
+    st.session_state.setdefault(FLASH_KEY, []).append((area, kind, message))
 
 
-def show_flashes() -> None:
-    for kind, message in st.session_state.pop(FLASH_KEY, []):
-        getattr(st, kind)(message)
+def show_flashes(area: str = "page") -> None:
+    kept = []
+    for where, kind, message in st.session_state.pop(FLASH_KEY, []):
+        if where == area:
+            getattr(st, kind)(message)
+        else:
+            kept.append((where, kind, message))
+    if kept:
+        st.session_state[FLASH_KEY] = kept
+
+
+def with_queue(action: Callable[[Queue], None], area: str = "page") -> None:
+    """Run ``action`` on a fresh queue handle from a widget callback (which runs before
+    the page and cannot stop it): a storage problem becomes one message."""
+    try:
+        with open_queue(common.database(), create=False) as queue:
+            action(queue)
+    except PQError as error:
+        flash("error", f"The queue reported an error: {error}", area)
 
 
 # ------------------------------------------------------------------ counts
@@ -63,26 +85,34 @@ def status_metrics(stats: Stats) -> None:
             "Paused (nothing is claimed from them): " + ", ".join(stats.paused_queues),
             icon=":material/pause_circle:",
         )
-    columns = st.columns(8)
     counts = stats.counts
-    values = [
-        ("Pending", f"{counts['pending']:,}"),
-        ("Processing", f"{counts['processing']:,}"),
-        ("Done", f"{counts['done']:,}"),
-        ("Failed (retrying)", f"{counts['failed']:,}"),
-        ("Dead letter", f"{counts['permanently_failed']:,}"),
-        ("Cancelled", f"{counts['cancelled']:,}"),
-        ("Oldest pending", age(stats.oldest_pending_age)),
-        ("Stalled", f"{stats.stalled:,}"),
-    ]
-    for column, (label, value) in zip(columns, values, strict=True):
-        column.metric(label, value)
+    values = [(STATUS_LABELS[s].capitalize(), f"{counts[s.value]:,}") for s in STATUS_LABELS]
+    values += [("Oldest pending", age(stats.oldest_pending_age)), ("Stalled", f"{stats.stalled:,}")]
+    # Boxes as wide as their labels, wrapping onto a second row on a narrow screen, so
+    # no label is ever cut ("Failed (retryi…").
+    with st.container(horizontal=True, gap="medium"):
+        for name, value in values:
+            st.metric(name, value, width="content")
 
 
 # ------------------------------------------------------------------ job table
 
+TABLE_COLUMNS = {
+    # column: (width in pixels or None for the rest, what it is). The error gets what is
+    # left: about 300 pixels on a 1280-pixel screen, the sidebar open.
+    "id": (62, "the job's id: click a row to open the job"),
+    "status": (108, "the job's state"),
+    "queue": (80, "its queue"),
+    "priority": (68, "higher runs first"),
+    "attempts": (72, "attempts made / allowed"),
+    "run at": (82, "when it is (or was) due to run, from now"),
+    "updated": (82, "its last change, from now"),
+    "payload": (140, "the payload (whole on the job's page)"),
+    "error": (None, "the last error (whole on the job's page)"),
+}
 
-def jobs_frame(jobs: Sequence[Job]) -> pd.DataFrame:
+
+def jobs_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -91,47 +121,128 @@ def jobs_frame(jobs: Sequence[Job]) -> pd.DataFrame:
                 "queue": j.queue,
                 "priority": j.priority,
                 "attempts": f"{j.attempts}/{j.max_attempts}",
-                "created (UTC)": when(j.created_at),
-                "updated (UTC)": when(j.updated_at),
-                "payload": j.data if len(j.data) <= 80 else j.data[:77] + "...",
-                "error": (j.error or "")[:120],
+                "run at": relative(j.run_at, now),
+                "updated": relative(j.updated_at, now),
+                "payload": j.data if len(j.data) <= 200 else j.data[:197] + "...",
+                "error": common_error_line(j.error),
             }
             for j in jobs
         ],
-        columns=[
-            "id",
-            "status",
-            "queue",
-            "priority",
-            "attempts",
-            "created (UTC)",
-            "updated (UTC)",
-            "payload",
-            "error",
-        ],
+        columns=list(TABLE_COLUMNS),
     )
 
 
-def jobs_table(jobs: Sequence[Job]) -> None:
+def common_error_line(error: str | None) -> str:
+    """The line of an error a table shows (a traceback's last line)."""
+    if not error:
+        return ""
+    lines = [line for line in error.strip().splitlines() if line.strip()]
+    if lines and lines[0].startswith("Traceback (most recent call last)"):
+        return lines[-1].strip()[:300]
+    return (lines[0] if lines else "")[:300]
+
+
+def jobs_table(
+    jobs: Sequence[Job],
+    now: float,
+    key: str,
+    sorted_column: str | None,
+    descending: bool,
+    clicked: Callable[[dict[str, Any]], None],
+) -> None:
+    """The table of a page of jobs. A click on a cell or a header calls ``clicked``
+    with Streamlit's selection (``cells``: [(row, column)], ``columns``: [name]), in a
+    callback, before the page is drawn again."""
     if not jobs:
         st.info("No jobs match.")
         return
-    st.dataframe(jobs_frame(jobs), hide_index=True, width="stretch")
+    frame = jobs_frame(jobs, now)
+    arrow = " ↓" if descending else " ↑"
+    config: dict[str, Any] = {
+        name: st.column_config.Column(
+            name + (arrow if name == sorted_column else ""),
+            width=width if width is not None else "large",
+            help=meaning,
+        )
+        for name, (width, meaning) in TABLE_COLUMNS.items()
+    }
+    config["id"] = st.column_config.NumberColumn(
+        "id" + (arrow if sorted_column == "id" else ""), width=TABLE_COLUMNS["id"][0], format="%d",
+        help=TABLE_COLUMNS["id"][1],
+    )  # fmt: skip
+
+    def selected() -> None:
+        state = st.session_state.get(key)
+        selection = dict(state.get("selection", {})) if state else {}
+        clicked(selection)
+
+    st.dataframe(
+        frame,
+        hide_index=True,
+        width="stretch",
+        column_config=config,
+        on_select=selected,
+        # A click on a cell opens its job; a click on a header sorts every job by it
+        # (column selection replaces the grid's own sort of the rows on the page).
+        selection_mode=["single-cell", "single-column"],
+        key=key,
+        height=min(36 * (len(frame) + 1) + 3, 640),
+    )
 
 
 # ------------------------------------------------------------------ one job
 
 
 def job_lookup(queue: Queue, user: User, key: str) -> None:
-    """A job id box; shows the job, its history and the actions the user may take."""
-    raw = st.text_input("Job id", key=f"{key}_id", max_chars=24, placeholder="e.g. 42")
-    if not raw.strip():
+    """A job id box bound to ``?job=``: shows the job, its history and the actions."""
+    current = urls.job_id()
+    if f"{key}_id" not in st.session_state or st.session_state.get(f"{key}_shown") != current:
+        st.session_state[f"{key}_id"] = "" if current is None else str(current)
+        st.session_state[f"{key}_shown"] = current
+
+    def typed() -> None:
+        raw = str(st.session_state.get(f"{key}_id", "")).strip()
+        try:
+            urls.push({urls.JOB: str(filters.parse_job_id(raw)) if raw else None})
+        except filters.InputError as error:
+            st.session_state[f"{key}_error"] = str(error)
+
+    st.text_input("Job id", key=f"{key}_id", max_chars=24, placeholder="e.g. 42", on_change=typed)
+    problem = st.session_state.pop(f"{key}_error", None)
+    if problem:
+        st.error(problem)
         return
-    try:
-        job_id = filters.parse_job_id(raw)
-    except filters.InputError as error:
-        st.error(str(error))
+    if urls.job_param() is not None and current is None:
+        st.error(f"{urls.job_param()[:40]!r} is not a job id (a positive whole number)")
         return
+    if current is not None:
+        job_detail(queue, current, user, key)
+
+
+def page_or_job(page: StreamlitPage, user: User, own: Sequence[StreamlitPage]) -> None:
+    """Run the page, unless the URL opens a job (``?job=ID``, alert links do) on a page
+    that does not show jobs itself (``own``): then the job's page is drawn in its place."""
+    raw = urls.job_param()
+    if raw is None or any(page is p for p in own):
+        page.run()
+        return
+    job_id = urls.job_id()
+    if job_id is None:
+        st.error(f"{raw[:40]!r} is not a job id (a positive whole number)")
+        if st.button("← Back", key="job_back"):
+            urls.push({urls.JOB: None})
+            st.rerun()
+        return
+    show_flashes()
+    with common.queue() as queue:
+        job_view(queue, user, job_id, key="job")
+
+
+def job_view(queue: Queue, user: User, job_id: int, key: str) -> None:
+    """A job's own page (``?job=ID`` on any page): back to where it was opened from."""
+    if st.button("← Back", key=f"{key}_back", help="back to the list (the browser's Back too)"):
+        urls.push({urls.JOB: None})
+        st.rerun()
     job_detail(queue, job_id, user, key)
 
 
@@ -142,60 +253,92 @@ def job_detail(queue: Queue, job_id: int, user: User, key: str) -> None:
     except JobNotFound:
         st.warning(f"There is no job {job_id}.")
         return
+    now = common.now()
     st.subheader(f"Job {job.id} — {STATUS_LABELS[job.status]}")
-    left, right = st.columns([2, 3])
-    with left:
-        fields = job.to_dict()
-        fields.pop("lease_token")  # the holder's secret: the console never needs it
-        for name in (
-            "run_at",
-            "lease_expires_at",
-            "created_at",
-            "updated_at",
-            "started_at",
-            "finished_at",
-        ):
-            fields[name] = when(fields[name]) or None
-        st.dataframe(
-            pd.DataFrame({"field": list(fields), "value": [_text(v) for v in fields.values()]}),
-            hide_index=True,
-            width="stretch",
-            height=35 * (len(fields) + 1) + 3,  # every field visible, no inner scrolling
+    # What an action just did, and the actions, come first: in view after the click.
+    show_flashes(f"job-{job.id}")
+    job_actions(job, events[-1].id if events else None, user, key)
+    job_summary(job, now)
+    st.markdown("**Payload**")
+    pretty, is_json = payload_text(job.data)
+    st.code(pretty, language="json" if is_json else None, wrap_lines=True)
+    if job.error:
+        st.markdown("**Error**")
+        st.code(job.error, language=None, wrap_lines=True)
+    st.markdown(f"**History** ({len(events)} events, oldest first)")
+    history_table(events)
+
+
+def payload_text(data: str) -> tuple[str, bool]:
+    """The whole payload: pretty-printed when it is a JSON object or array."""
+    stripped = data.strip()
+    if stripped[:1] in ("{", "["):
+        try:
+            return json.dumps(json.loads(stripped), indent=2, ensure_ascii=False), True
+        except ValueError:
+            pass
+    return data, False
+
+
+def job_summary(job: Job, now: float) -> None:
+    times = [
+        ("created", job.created_at), ("run at", job.run_at), ("started", job.started_at),
+        ("finished", job.finished_at), ("updated", job.updated_at),
+        ("lease expires", job.lease_expires_at),
+    ]  # fmt: skip
+    rows = [
+        ("status", STATUS_LABELS[job.status]),
+        ("queue", job.queue),
+        ("priority", str(job.priority)),
+        ("attempts", f"{job.attempts} of {job.max_attempts}"),
+        ("consumer", job.consumer_id or ""),
+        ("dedupe key", job.dedupe_key or ""),
+        ("concurrency key", job.concurrency_key or ""),
+    ]
+    rows = [(name, value) for name, value in rows if value]
+    rows += [(name, when_full(value, now)) for name, value in times if value is not None]
+    left, right = st.columns(2)
+    half = (len(rows) + 1) // 2
+    for column, part in ((left, rows[:half]), (right, rows[half:])):
+        column.table(
+            pd.DataFrame(part, columns=["field", "value"]), hide_index=True, hide_header=True
         )
-        if job.error:
-            st.markdown("**Error**")
-            st.code(job.error, language=None)
-    with right:
-        st.markdown("**History**")
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "when (UTC)": when(e.at),
-                        "action": e.action,
-                        "from": e.from_status.value if e.from_status else "",
-                        "to": e.to_status.value,
-                        "by": e.actor,
-                        "attempt": e.attempt,
-                        "detail": e.detail or "",
-                    }
-                    for e in events
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
-        job_actions(queue, job, user, key)
 
 
-def _text(value: object) -> str:
-    return "" if value is None else str(value)
+def history_table(events: Sequence[JobEvent]) -> None:
+    st.table(
+        pd.DataFrame(
+            [
+                {
+                    "when (UTC)": when(e.at),
+                    "action": e.action.replace("_", " "),
+                    "from": label(e.from_status),
+                    "to": label(e.to_status),
+                    "by": e.actor,
+                    "attempt": e.attempt,
+                    "detail": e.detail or "",
+                }
+                for e in events
+            ],
+            columns=["when (UTC)", "action", "from", "to", "by", "attempt", "detail"],
+        ),
+        hide_index=True,
+    )
 
 
-def job_actions(queue: Queue, job: Job, user: User, key: str) -> None:
+def changed_message(error: JobChanged) -> str:
+    """ "Job 3544 was cancelled by carol at … UTC (… local, 2m ago)": what happened."""
+    return (
+        f"Job {error.job_id} was {past_tense(error.changed_action)} by {error.changed_by}"
+        f" at {when_full(error.changed_at)}; it is now {label(JobState(error.current))}."
+        f" Nothing was done: the page shows the job as it is now."
+    )
+
+
+def job_actions(job: Job, seen_event: int | None, user: User, key: str) -> None:
     if not user.may("act"):
         return
-    allowed = [label for label, t in ACTIONS.items() if can(t, job.status)]
+    allowed = [name for name, t in ACTIONS.items() if can(t, job.status)]
     if not allowed:
         st.caption("No operator action applies to a job in this state.")
         return
@@ -205,86 +348,131 @@ def job_actions(queue: Queue, job: Job, user: User, key: str) -> None:
             f"Running on consumer {job.consumer_id}. Cancel (or a mark) takes its lease: the"
             " consumer stops the job at its next heartbeat and its outcome is refused."
         )
-    reason_text = st.text_input(
-        "Reason (recorded in the history)", key=f"{key}_reason_{job.id}", max_chars=500
-    )
-    columns = st.columns(len(allowed))
-    for column, label in zip(columns, allowed, strict=True):
-        if column.button(label, key=f"{key}_{ACTIONS[label].value}_{job.id}"):
+    reason_key = f"{key}_reason_{job.id}"
+    area = f"job-{job.id}"
+
+    def act(name: str) -> None:
+        try:
+            reason = filters.clean_reason(str(st.session_state.get(reason_key, "")))
+        except filters.InputError as error:
+            flash("error", str(error), area)
+            return
+
+        def apply(queue: Queue) -> None:
             try:
-                reason = filters.clean_reason(reason_text)
                 moved = queue.operator_action(
-                    ACTIONS[label], job.id, actor=user.name, reason=reason
+                    ACTIONS[name], job.id, actor=user.name, reason=reason, seen_event=seen_event
                 )
-            except filters.InputError as error:
-                st.error(str(error))
+            except JobChanged as error:
+                flash("warning", changed_message(error), area)
                 return
             except PQError as error:
-                st.error(f"{label} failed: {error}")
+                flash("error", f"{name} failed: {error}", area)
                 return
             note = f"; consumer {job.consumer_id} stops it at its next heartbeat" if running else ""
-            flash("success", f"Job {job.id}: {label.lower()} → {moved.status.value}{note}")
-            st.rerun()
+            flash("success", f"Job {job.id}: {name.lower()} → {label(moved.status)}{note}", area)
+            st.session_state[reason_key] = ""  # done: the box is empty for the next one
+
+        with_queue(apply, area)
+
+    st.text_input("Reason (recorded in the history)", key=reason_key, max_chars=500)
+    with st.container(horizontal=True):
+        for name in allowed:
+            st.button(name, key=f"{key}_{ACTIONS[name].value}_{job.id}", on_click=act, args=(name,))
 
 
 # ------------------------------------------------------------------ many jobs (admin)
 
 
-def selection_actions(queue: Queue, jobs: Sequence[Job], user: User, key: str) -> None:
-    """Act on jobs picked from the current page."""
+def selection_actions(jobs: Sequence[Job], user: User, key: str) -> None:
+    """Act on jobs picked from the current page, after a confirmation, with a reason."""
     if not user.may("bulk") or not jobs:
         return
+    by_id = {j.id: j for j in jobs}
     with st.expander("Act on selected jobs"):
-        by_id = {j.id: j for j in jobs}
-        picked = st.multiselect(
-            "Jobs on this page",
-            list(by_id),
-            key=f"{key}_picked",
-            format_func=lambda i: f"{i} · {by_id[i].status.value} · {by_id[i].data[:40]}",
+        picked_key, action_key = f"{key}_picked", f"{key}_picked_action"
+        reason_key = f"{key}_picked_reason"
+        picked = [
+            i for i in st.multiselect(
+                "Jobs on this page", list(by_id), key=picked_key,
+                format_func=lambda i: f"{i} · {label(by_id[i].status)} · {by_id[i].data[:40]}",
+            ) if i in by_id
+        ]  # fmt: skip
+        name = st.selectbox("Action", list(ACTIONS), key=action_key)
+        st.text_input("Reason (recorded in each job's history)", key=reason_key, max_chars=500)
+        # The confirmation belongs to these jobs and this action: pick others, confirm again.
+        confirm_key = f"{key}_picked_confirm_{name}_{'-'.join(map(str, sorted(picked)))}"
+        confirmed = st.checkbox(
+            f"Yes, {name.lower()} these {len(picked)} jobs", key=confirm_key, disabled=not picked
         )
-        label = st.selectbox("Action", list(ACTIONS), key=f"{key}_picked_action")
-        if st.button("Apply to selected", key=f"{key}_picked_apply", disabled=not picked):
-            applied, refused = 0, []
-            for job_id in picked:
-                try:
-                    queue.operator_action(ACTIONS[label], job_id, actor=user.name)
-                    applied += 1
-                except PQError as error:
-                    refused.append(f"{job_id}: {error}")
-            flash("success", f"{label}: applied to {applied} of {len(picked)} selected jobs")
-            if refused:
-                flash("warning", "Not applied: " + "; ".join(refused[:10]))
-            st.session_state.pop(f"{key}_picked", None)
-            st.rerun()
+
+        def apply_selected() -> None:
+            try:
+                reason = filters.clean_reason(str(st.session_state.get(reason_key, "")))
+            except filters.InputError as error:
+                flash("error", str(error))
+                return
+
+            def run(queue: Queue) -> None:
+                applied, refused = 0, []
+                for job_id in picked:
+                    try:
+                        queue.operator_action(ACTIONS[name], job_id, actor=user.name, reason=reason)
+                        applied += 1
+                    except JobChanged as error:
+                        refused.append(changed_message(error))
+                    except PQError as error:
+                        refused.append(f"{job_id}: {error}")
+                flash("success", f"{name}: applied to {applied} of {len(picked)} selected jobs")
+                if refused:
+                    flash("warning", "Not applied: " + "; ".join(refused[:10]))
+
+            with_queue(run)
+            for done_key in (picked_key, reason_key, confirm_key):
+                st.session_state.pop(done_key, None)
+
+        st.button(
+            "Apply to selected",
+            key=f"{key}_picked_apply",
+            disabled=not (picked and confirmed),
+            type="primary",
+            on_click=apply_selected,
+        )
 
 
-def filter_actions(queue: Queue, flt: JobFilter, user: User, key: str) -> None:
+def filter_actions(
+    queue: Queue, flt: JobFilter, user: User, key: str, *, expanded: bool = False
+) -> None:
     """Act on every job matching the filter: shows the count and asks for confirmation."""
     if not user.may("bulk"):
         return
-    with st.expander("Act on all jobs matching the filter"):
-        label = st.selectbox("Action", list(ACTIONS), key=f"{key}_all_action")
-        transition = ACTIONS[label]
+    with st.expander("Act on all jobs matching the filter", expanded=expanded):
+        name = st.selectbox("Action", list(ACTIONS), key=f"{key}_all_action")
+        transition = ACTIONS[name]
         eligible = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
         if not eligible:
-            st.caption(f"No job matching the filter can take {label.lower()}.")
+            st.caption(f"No job matching the filter can take {name.lower()}.")
             return
         target = JobFilter(
-            tuple(eligible), flt.queue, flt.text, flt.created_after, flt.created_before
-        )
+            tuple(eligible), flt.queue, flt.text, flt.created_after, flt.created_before,
+            flt.error_group,
+        )  # fmt: skip
         try:
             count = queue.count_jobs(target)
         except (InvalidArgument, PQError) as error:
             st.error(str(error))
             return
-        st.write(f"**{count:,}** jobs ({filters.describe(target)}) can take {label.lower()}.")
+        st.write(f"**{count:,}** jobs ({filters.describe(target)}) can take {name.lower()}.")
+        reason_text = st.text_input(
+            "Reason (recorded in each job's history)", key=f"{key}_all_reason", max_chars=500
+        )
         # The confirmation belongs to this count: if the count changes before the click,
         # the box is a new, unticked one and the action waits for a new confirmation.
         confirmed = st.checkbox(
-            f"Yes, {label.lower()} these {count:,} jobs", key=f"{key}_all_confirm_{label}_{count}"
+            f"Yes, {name.lower()} these {count:,} jobs", key=f"{key}_all_confirm_{name}_{count}"
         )
         clicked = st.button(
-            f"{label} all matching",
+            f"{name} all matching",
             key=f"{key}_all_apply",
             disabled=not (confirmed and count),
             type="primary",
@@ -293,12 +481,17 @@ def filter_actions(queue: Queue, flt: JobFilter, user: User, key: str) -> None:
             st.warning("The matching jobs changed; check the count and confirm again.")
         if clicked and confirmed:
             try:
+                reason = filters.clean_reason(reason_text)
                 # No more than were confirmed.
                 applied, skipped = queue.bulk_action(
-                    transition, target, actor=user.name, limit=count
+                    transition, target, actor=user.name, reason=reason, limit=count
                 )
-            except PQError as error:
-                st.error(f"{label} failed: {error}")
+            except filters.InputError as error:
+                st.error(str(error))
                 return
-            flash("success", f"{label}: applied to {applied:,} jobs ({skipped:,} had changed)")
+            except PQError as error:
+                st.error(f"{name} failed: {error}")
+                return
+            flash("success", f"{name}: applied to {applied:,} jobs ({skipped:,} had changed)")
+            st.session_state.pop(f"{key}_all_reason", None)
             st.rerun()

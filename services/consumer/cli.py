@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
+from pqcore import InvalidArgument
 from services.common.entry import module_main, register_service
 from services.common.metrics import start_metrics_server
 from services.common.settings import (
@@ -92,6 +95,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "",
         "comma-separated modules to import; they call register_handler()",
     )
+    add_setting(
+        parser,
+        "--tasks",
+        "PQ_TASKS",
+        "",
+        "comma-separated modules to import whose @app.task functions this consumer runs"
+        " (task jobs; every other payload goes to the handlers)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +112,8 @@ def run(args: argparse.Namespace) -> int:
 
     for name in filter(None, (m.strip() for m in args.handler_modules.split(","))):
         importlib.import_module(name)
+    task_modules = [m.strip() for m in args.tasks.split(",") if m.strip()]
+    declared = import_task_modules(task_modules)
     queues = tuple(q.strip() for q in args.queues.split(",") if q.strip()) or None
     try:
         settings = ConsumerSettings(
@@ -130,7 +143,27 @@ def run(args: argparse.Namespace) -> int:
             settings.lease_seconds,
             settings.grace_seconds,
         )
+        if task_modules:
+            logger.info("tasks from {}: {}", ",".join(task_modules), ", ".join(declared) or "none")
         return Consumer(q, settings, consumer_id=consumer_id, stop=stop).run()
+
+
+def import_task_modules(names: list[str]) -> list[str]:
+    """Import the modules named by --tasks (found from the current directory too, as with
+    ``python -m``); the names of the tasks declared. A module that cannot be imported is
+    bad input: one line, exit 2."""
+    from pqcore.tasks import declared_names
+
+    if names and os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as `python -m` would: your project's modules
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:  # ImportError, or the module failed while importing
+            raise InvalidArgument(
+                f"cannot import task module {name!r}: {type(error).__name__}: {error}"
+            ) from None
+    return declared_names()
 
 
 def register(subparsers: Any) -> None:

@@ -17,6 +17,12 @@
   ignores it is fenced: its outcome is dropped, or refused by the database.
 * SIGTERM: no new claims; the current job finishes if it can within the grace
   period, otherwise it is released back to ``pending`` at once.
+* Task jobs (``task:{...}`` payloads, ``pq consumer --tasks myapp.tasks``) run through
+  pqcore's task runner (``pqcore.running``): the return value is stored as the job's
+  result, an exception fails the job retryably or not as the task declared, a lease lost
+  while it runs (``ctx.progress``, ``ctx.check_lease``) reports nothing, and a task that
+  completed its job in its own transaction (``ctx.complete_in``) is counted, not reported.
+  Every other payload goes to the handlers (the design's job files by default).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -44,6 +51,8 @@ from pqcore import (
     Queue,
     StorageError,
     Transition,
+    running,
+    taskcall,
 )
 from pqcore.worker import Worker
 from services.common import liveness, storage
@@ -326,6 +335,9 @@ class Consumer:
     def _process(self, job: Job) -> None:
         """Run the job's handler and hand its outcome to the worker (nothing when the
         lease was lost: there is nothing left to report)."""
+        if taskcall.is_task_payload(job.data):
+            self._process_task(job)
+            return
         held = HeldJob(job)
         with self._lock:
             self._current = held
@@ -361,8 +373,38 @@ class Consumer:
                 self._current = None
             metrics.BUSY.set(0)
 
+    def _process_task(self, job: Job) -> None:
+        """Run a task job through pqcore's runner and report what it says."""
+        held = HeldJob(job)
+        with self._lock:
+            self._current = held
+        metrics.BUSY.set(1)
+        started = time.monotonic()
+        try:
+            outcome = running.run(self.queue, job, lease_lost=held.lease_lost)
+            if outcome.kind is running.RunKind.DONE:
+                self._report(held, OutcomeKind.DONE, result=outcome.value)
+            elif outcome.kind is running.RunKind.FAILED:
+                error = outcome.error or "failed"
+                self._report(held, OutcomeKind.FAILED, error, retryable=outcome.retryable)
+            elif outcome.kind is running.RunKind.LOST:
+                held.note_lease_lost(f"during task {outcome.task}")
+            else:  # completed in the task's own transaction: nothing left to write
+                with self._lock:
+                    self._record(job, Outcome(job.id, held.token, OutcomeKind.DONE))
+        finally:
+            metrics.PROCESSING_SECONDS.labels(queue=job.queue).observe(time.monotonic() - started)
+            with self._lock:
+                self._current = None
+            metrics.BUSY.set(0)
+
     def _report(
-        self, held: HeldJob, kind: OutcomeKind, error: str | None = None, retryable: bool = True
+        self,
+        held: HeldJob,
+        kind: OutcomeKind,
+        error: str | None = None,
+        retryable: bool = True,
+        result: Any = None,
     ) -> None:
         if held.lease_lost.is_set():
             if held.cancelled.is_set():
@@ -376,7 +418,7 @@ class Consumer:
         with self._lock:
             self._pending[held.job.id] = held
         if kind is OutcomeKind.DONE:
-            self.worker.done(held.job)
+            self.worker.done(held.job, result=result)
         elif kind is OutcomeKind.FAILED:
             self.worker.fail(held.job, error or "failed", retryable=retryable)
         else:

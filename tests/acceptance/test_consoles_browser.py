@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,34 +18,18 @@ import pytest
 
 from pqcore import JobCancelled, JobState, open_queue
 from services.consoles.common import when
-from tests.conftest import ROOT, pq_command, require
+from tests.acceptance.conftest import (
+    ARTIFACTS,
+    Consoles,
+    start_consoles,
+    stop_consoles,
+    wait_healthy,
+)
+from tests.conftest import pq_command
 from tests.consoles.seeding import PASSWORDS, Seeded, seeded_database, write_users
 from tests.support import free_port
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "tests" / "artifacts" / "consoles"
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]  # fmt: skip
-STARTUP_SECONDS = 60.0
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"console exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"console did not answer on {url} within {STARTUP_SECONDS}s:\n{log.read_text()}")
 
 
 @pytest.fixture(scope="module")
@@ -57,47 +40,13 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Seeded
 
 
 @pytest.fixture(scope="module")
-def consoles(seeded: tuple[Path, Path, Seeded]) -> Iterator[dict[str, str]]:
+def consoles(seeded: tuple[Path, Path, Seeded]) -> Iterator[Consoles]:
     db, users, _ = seeded
-    env = {**os.environ, "PQ_CONSOLE_USERS": str(users), "PQ_CONSOLE_REFRESH_SECONDS": "2"}
-    started: list[subprocess.Popen[bytes]] = []
-    urls = {}
+    running = start_consoles(db, users)
     try:
-        for name in ("admin", "ops"):
-            port = free_port()
-            log = db.parent / f"{name}.log"
-            with log.open("wb") as out:
-                process = subprocess.Popen(
-                    [*pq_command(), "console", name, "--port", str(port),
-                     "--address", "127.0.0.1", "--db", str(db)],
-                    env=env, stdout=out, stderr=subprocess.STDOUT, cwd=db.parent,
-                )  # fmt: skip
-            started.append(process)
-            urls[name] = f"http://127.0.0.1:{port}"
-            wait_healthy(urls[name], process, log)
-        yield urls
+        yield running
     finally:
-        for process in started:
-            process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    require(CHROMIUM.exists(), f"Chromium is not installed at {CHROMIUM} (apt install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-        )
-        yield instance
-        instance.close()
+        stop_consoles(running)
 
 
 def log_in(page, url: str, user: str, password: str) -> None:  # type: ignore[no-untyped-def]
@@ -114,7 +63,7 @@ def metric(page, label: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def test_admin_console_login_counts_and_resubmit(
-    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+    consoles: Consoles, browser, seeded: tuple[Path, Path, Seeded]
 ) -> None:  # type: ignore[no-untyped-def]
     db, _, ids = seeded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -142,7 +91,7 @@ def test_admin_console_login_counts_and_resubmit(
     page.screenshot(path=str(ARTIFACTS / "admin-jobs.png"), full_page=True)
 
     page.get_by_role("link", name=re.compile("Dead letter")).click()
-    page.get_by_text("Dead-letter queue").first.wait_for()
+    page.get_by_text("Dead-letter jobs").first.wait_for()
     page.get_by_text("ValueError: malformed record").first.wait_for()  # top errors list
     page.locator('[data-testid="stDataFrame"]').first.wait_for()
     page.wait_for_timeout(1000)
@@ -174,7 +123,7 @@ def test_admin_console_login_counts_and_resubmit(
 
 
 def test_ops_console_live_view_and_consumers(
-    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+    consoles: Consoles, browser, seeded: tuple[Path, Path, Seeded]
 ) -> None:  # type: ignore[no-untyped-def]
     db, _, _ = seeded
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -248,7 +197,7 @@ def test_without_users_the_console_asks_for_a_printed_one_time_password(
 
 
 def test_ops_pauses_and_resumes_a_queue_and_cancels_a_running_job(
-    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+    consoles: Consoles, browser, seeded: tuple[Path, Path, Seeded]
 ) -> None:  # type: ignore[no-untyped-def]
     """Issue 12 through the ops console: pause then resume a queue, and cancel a job a
     consumer holds (a real claim through the API): its next heartbeat is refused."""
@@ -312,7 +261,7 @@ def test_ops_pauses_and_resumes_a_queue_and_cancels_a_running_job(
 
 
 def test_admin_adds_a_schedule_and_changes_a_runtime_setting(
-    consoles: dict[str, str], browser, seeded: tuple[Path, Path, Seeded]
+    consoles: Consoles, browser, seeded: tuple[Path, Path, Seeded]
 ) -> None:  # type: ignore[no-untyped-def]
     """Issue 12 through the admin console: a schedule added and listed with its next
     run; a runtime setting refused with a bad value, then changed, and audited."""

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from pqcore import InvalidArgument, JobFilter, JobState, Queue
+from pqcore import (
+    InvalidArgument,
+    JobChanged,
+    JobCursor,
+    JobFilter,
+    JobOrder,
+    JobState,
+    Queue,
+    QueueThroughput,
+    SortedPage,
+    Transition,
+)
 from tests.backends import FakeClock
 
 
@@ -125,3 +136,157 @@ def test_queue_names_lists_queues_holding_jobs(queue: Queue) -> None:
     queue.enqueue("y", queue="emails")
     assert queue.queue_names() == ["emails", "reports"]
     assert queue.get(1).status is JobState.PENDING
+
+
+# ---------------------------------------------------------------- sorted keyset pages
+
+
+def _walk(queue: Queue, order: JobOrder, descending: bool, flt: JobFilter | None = None,
+          limit: int = 3) -> tuple[list[int], list[SortedPage]]:  # fmt: skip
+    pages = [queue.page_jobs(flt, order=order, descending=descending, limit=limit)]
+    while pages[-1].next is not None:
+        after = pages[-1].next
+        pages.append(
+            queue.page_jobs(flt, order=order, descending=descending, limit=limit, after=after)
+        )
+    return [j.id for p in pages for j in p.jobs], pages
+
+
+@pytest.mark.parametrize("order", list(JobOrder))
+@pytest.mark.parametrize("descending", [True, False])
+def test_page_jobs_sorts_the_whole_table_and_pages_both_ways(
+    queue: Queue, clock: FakeClock, order: JobOrder, descending: bool
+) -> None:
+    for n in range(8):  # priorities with ties, run times out of id order
+        queue.enqueue(f"job {n}", priority=n % 3, delay=(7 - n) * 10.0)
+        clock.advance(1)
+    clock.advance(100)
+    for _ in range(2):  # attempts and updates differ too
+        [job] = queue.claim("c1", lease_seconds=5)
+        clock.advance(1)
+        queue.fail(job.id, job.lease_token or "", "TimeoutError: slow")
+    jobs = queue.list_jobs(limit=100).jobs
+    column = {"created": "id"}.get(order.value, order.value)
+    expected = [j.id for j in sorted(jobs, key=lambda j: (getattr(j, column), j.id),
+                                     reverse=descending)]  # fmt: skip
+    seen, pages = _walk(queue, order, descending)
+    assert seen == expected and [len(p.jobs) for p in pages] == [3, 3, 2]
+    assert pages[0].previous is None and pages[1].previous is not None
+    # Previous from the last page gives the middle page again, then the first.
+    back = queue.page_jobs(order=order, descending=descending, limit=3, before=pages[2].previous)
+    assert [j.id for j in back.jobs] == [j.id for j in pages[1].jobs] and back.next is not None
+    first = queue.page_jobs(order=order, descending=descending, limit=3, before=back.previous)
+    assert [j.id for j in first.jobs] == expected[:3] and first.previous is None
+    # A cursor survives its URL form.
+    assert JobCursor.decode(pages[1].next.encode()) == pages[1].next  # type: ignore[union-attr]
+
+
+def test_page_jobs_filters_and_rejects_bad_cursors(queue: Queue) -> None:
+    for n in range(5):
+        queue.enqueue(f"job {n}", queue="a" if n % 2 else "b", priority=n)
+    seen, _ = _walk(queue, JobOrder.PRIORITY, True, JobFilter(queue="b"), limit=2)
+    assert [queue.get(i).priority for i in seen] == [4, 2, 0]
+    assert queue.page_jobs(JobFilter(queue="none")) == SortedPage([], None, None)
+    [held] = queue.claim("c1")  # priority 4; pending holds most jobs, processing few
+    by_priority = JobOrder.PRIORITY
+    small = queue.page_jobs(JobFilter((JobState.PROCESSING,)), order=by_priority)
+    assert [j.id for j in small.jobs] == [held.id]
+    large = queue.page_jobs(JobFilter((JobState.PENDING,)), order=by_priority, limit=2)
+    assert [j.priority for j in large.jobs] == [3, 2]
+    rest = queue.page_jobs(JobFilter((JobState.PENDING,)), order=by_priority, after=large.next)
+    assert [j.priority for j in rest.jobs] == [1, 0]
+    with pytest.raises(InvalidArgument):
+        JobCursor.decode("not-a-cursor")
+    with pytest.raises(InvalidArgument):
+        queue.page_jobs(after=JobCursor(1, 1), before=JobCursor(1, 1))
+
+
+# ---------------------------------------------------------------- failure groups
+
+
+def test_failure_groups_merge_errors_differing_in_paths_and_numbers(
+    queue: Queue, clock: FakeClock
+) -> None:
+    errors = [f"PermanentError: job file /data/jobs/{n:04d}.txt does not exist" for n in range(4)]
+    errors += ["TimeoutError: no answer within 30s", "TimeoutError: no answer within 45s"]
+    errors += ["Traceback (most recent call last):\n  File \"w.py\", line 9\nKeyError: 'id'\n"]
+    for n, _ in enumerate(errors):
+        queue.enqueue(f"job {n}", max_attempts=1 if n < 4 else 3)
+    for error in errors:
+        [job] = queue.claim("c1")
+        queue.fail(job.id, job.lease_token or "", error, retryable=not error.startswith("Perm"))
+    queue.enqueue("fine")
+    _run(queue, clock, "done")
+    groups = queue.failure_groups()
+    assert [(g.pattern, g.exception, g.jobs, g.dead) for g in groups] == [
+        ("PermanentError: job file <path> does not exist", "PermanentError", 4, 4),
+        ("TimeoutError: no answer within <n>s", "TimeoutError", 2, 0),
+        ("KeyError: <str>", "KeyError", 1, 0),
+    ]
+    assert groups[0].example == errors[3]  # the newest of the group
+    assert [g.jobs for g in queue.failure_groups(limit=1)] == [4]
+
+
+def test_a_failure_group_is_a_filter_for_listing_counting_and_acting(queue: Queue) -> None:
+    errors = ["PermanentError: job file /a/1.txt does not exist",
+              "PermanentError: job file /b/22.txt does not exist",
+              "PermanentError: job file /c/3.txt does not exist (and more)",
+              "Traceback (most recent call last):\n  x\nPermanentError: job file /d does not"
+              " exist\n",
+              "ValueError: 50%_off is not a price"]  # fmt: skip
+    for n, error in enumerate(errors):
+        queue.enqueue(f"job {n}", max_attempts=1)
+        [job] = queue.claim("c1")
+        queue.fail(job.id, job.lease_token or "", error, retryable=False)
+    [group] = [g for g in queue.failure_groups() if g.exception == "PermanentError" and g.jobs > 1]
+    flt = JobFilter(statuses=(JobState.PERMANENTLY_FAILED,), error_group=group.pattern)
+    assert sorted(j.id for j in queue.list_jobs(flt).jobs) == [1, 2, 4]
+    assert queue.count_jobs(flt) == 3 == group.jobs
+    [percent] = [g for g in queue.failure_groups() if g.exception == "ValueError"]
+    assert percent.pattern == "ValueError: <n>%_off is not a price"  # LIKE characters literal
+    assert [j.id for j in queue.list_jobs(JobFilter(error_group=percent.pattern)).jobs] == [5]
+    applied, skipped = queue.bulk_action(Transition.RESUBMIT, flt, actor="alice", reason="fixed")
+    assert (applied, skipped) == (3, 0)
+    assert {queue.get(i).status for i in (1, 2, 4)} == {JobState.PENDING}
+    assert queue.get(3).status is JobState.PERMANENTLY_FAILED
+    assert queue.history(1)[-1].actor == "alice"
+
+
+def test_queue_throughput_counts_each_queues_transitions(queue: Queue, clock: FakeClock) -> None:
+    since = clock.now
+    for name in ("a", "a", "b"):
+        queue.enqueue(f"job in {name}", queue=name)
+    [job] = queue.claim("c1", queues=["a"])
+    queue.complete(job.id, job.lease_token or "")
+    [job] = queue.claim("c1", queues=["b"])
+    queue.fail(job.id, job.lease_token or "", "boom")
+    assert queue.queue_throughput(since) == {
+        "a": QueueThroughput("a", 2, 1, 0),
+        "b": QueueThroughput("b", 1, 0, 1),
+    }
+    clock.advance(10)
+    assert queue.queue_throughput(clock.now) == {}
+
+
+# ---------------------------------------------------------------- acting on what was seen
+
+
+def test_an_action_on_a_job_that_changed_since_it_was_seen_is_refused(
+    queue: Queue, clock: FakeClock
+) -> None:
+    job = queue.enqueue("x")
+    seen = queue.history(job.id)[-1].id
+    clock.advance(5)
+    queue.cancel(job.id, actor="carol")
+    with pytest.raises(JobChanged) as raised:
+        queue.operator_action(Transition.RESUBMIT, job.id, actor="alice", seen_event=seen)
+    error = raised.value
+    assert (error.changed_action, error.changed_by, error.changed_at) == ("cancel", "carol",
+                                                                         clock.now)  # fmt: skip
+    assert str(error).startswith(f"job {job.id} was cancelled by carol at ")
+    assert queue.get(job.id).status is JobState.CANCELLED
+    assert [e.actor for e in queue.history(job.id)] == ["producer", "carol"]
+    # Seen as it is now: applied.
+    seen = queue.history(job.id)[-1].id
+    moved = queue.operator_action(Transition.RESUBMIT, job.id, actor="alice", seen_event=seen)
+    assert moved.status is JobState.PENDING and queue.history(job.id)[-1].actor == "alice"

@@ -6,7 +6,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from pqcore import JobFilter, JobState, Queue, QueueSettings, open_queue
+from pqcore import EnqueueRequest, JobFilter, JobState, Queue, QueueSettings, open_queue
 from services.consoles.auth import hash_password
 
 PASSWORDS = {"alice": "alice-admin-pw", "bob": "bob-ops-pw"}
@@ -72,3 +72,46 @@ def seeded_database(directory: Path) -> tuple[Path, Seeded]:
     finally:
         queue.close()
     return path, ids
+
+
+BUSY_QUEUES = ("default", "emails", "reports", "images", "billing")
+
+
+def seed_busy(queue: Queue, jobs: int = 4000) -> dict[str, list[int]]:
+    """A queue like the issue's: about 4,000 jobs in 5 queues, JSON payloads, a few
+    priority-99 jobs among priority 0, 31 dead-lettered with the same error but each its
+    own path, retrying timeouts, jobs running on live consumers. Returns ids by kind."""
+    import json as _json
+
+    requests = []
+    for n in range(jobs):
+        payload = _json.dumps({"file": f"/data/in/{n:05d}.csv", "rows": n % 500, "owner": "ops"})
+        priority = 99 if n % 997 == 0 and n < 3000 else 0  # none among the newest
+        requests.append(EnqueueRequest(payload, BUSY_QUEUES[n % 5], priority, max_attempts=3))
+    made = [j.id for j in queue.enqueue_many(requests)]
+    claimed = queue.claim("worker-1", limit=len(made) - 300, lease_seconds=3600)
+    dead, failed, running = [], [], []
+    for n, job in enumerate(claimed):
+        token = job.lease_token or ""
+        if n < 31:
+            missing = f"PermanentError: job file /data/jobs/{job.id:06d}.txt does not exist"
+            queue.fail(job.id, token, missing, retryable=False)
+            dead.append(job.id)
+        elif n < 40:
+            traceback = (
+                f'Traceback (most recent call last):\n  File "handler.py", line {n}, in run\n'
+                f"    rows = parse(path)\nValueError: bad row {n} in /data/in/{n:05d}.csv"
+            )
+            queue.fail(job.id, token, traceback, retryable=False)
+            dead.append(job.id)
+        elif n < 52:
+            queue.fail(job.id, token, f"TimeoutError: upstream did not answer within {20 + n}s")
+            failed.append(job.id)
+        elif n < 60:
+            running.append(job.id)  # held by worker-1
+        else:
+            queue.complete(job.id, token)
+    for n in range(5):
+        serves = "*" if n < 3 else "emails,images"
+        queue.consumer_register(f"worker-{n + 1}", host=f"host-{n % 2}", pid=100 + n, queues=serves)
+    return {"all": made, "dead": dead, "failed": failed, "running": running}

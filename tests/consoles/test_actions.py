@@ -98,36 +98,63 @@ def test_an_unknown_job_id_is_reported(console_env, seeded: Seeded) -> None:
     assert at.warning[0].value == "There is no job 999999."
 
 
-def test_a_stale_click_acts_on_the_current_state_only(
+def test_a_stale_click_says_who_changed_the_job_and_does_nothing(
     console_env, seeded: Seeded, inspect_queue: Inspect
 ) -> None:
     job_id = seeded.pending[0]
     at = open_job(logged_in("admin", "alice"), job_id)
     with inspect_queue() as queue:  # someone else cancels it while the page is open
         queue.cancel(job_id, actor="carol")
+    at.text_input(key=f"lookup_reason_{job_id}").input("not needed")
     at.button(key=f"lookup_cancel_{job_id}").click().run()
-    # The rerun reads the job again: it is cancelled, so cancel is no longer offered
-    # and nothing was applied twice.
+    [warning] = at.warning
+    assert warning.value.startswith(f"Job {job_id} was cancelled by carol at ")
+    assert "it is now cancelled. Nothing was done" in warning.value
     assert at.subheader[0].value == f"Job {job_id} — cancelled"
     assert f"lookup_cancel_{job_id}" not in {b.key for b in at.button}
-    assert last_event(inspect_queue, job_id)[:2] == ("cancel", "carol")
     with inspect_queue() as queue:
-        assert [e.actor for e in queue.history(job_id)].count("alice") == 0
+        assert [e.actor for e in queue.history(job_id)] == ["producer", "carol"]
 
 
-def test_admin_acts_on_a_selection(console_env, seeded: Seeded, inspect_queue: Inspect) -> None:
+def test_after_an_action_the_job_stays_open_the_result_is_beside_it_and_the_reason_clears(
+    console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
+    job_id = seeded.dead[0]
+    at = open_job(logged_in("admin", "alice"), job_id)
+    at.text_input(key=f"lookup_reason_{job_id}").input("redrive")
+    at.button(key=f"lookup_resubmit_{job_id}").click().run()
+    assert at.subheader[0].value == f"Job {job_id} — pending"  # still open, as it is now
+    assert at.success[0].value == f"Job {job_id}: resubmit → pending"
+    assert at.text_input(key=f"lookup_reason_{job_id}").value == ""
+    assert at.query_params["job"] == str(job_id)
+
+
+def confirm_box(at: AppTest, prefix: str):  # type: ignore[no-untyped-def]
+    [box] = [c for c in at.checkbox if c.key and c.key.startswith(prefix)]
+    return box
+
+
+def test_admin_acts_on_a_selection_after_confirming_with_a_reason(
+    console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
     at = logged_in("admin", "alice")
-    at.multiselect(key="jobs_status").set_value(["permanently_failed"]).run()
+    at.multiselect(key="jobs_status").set_value([JobState.PERMANENTLY_FAILED]).run()
     assert sorted(at.dataframe[0].value["id"]) == sorted(seeded.dead)
     picked = seeded.dead[:2]
     at.multiselect(key="jobs_picked").set_value(picked).run()
     at.selectbox(key="jobs_picked_action").set_value("Resubmit").run()
+    at.text_input(key="jobs_picked_reason").input("upstream fixed").run()
+    assert at.button(key="jobs_picked_apply").disabled  # not before the confirmation
+    box = confirm_box(at, "jobs_picked_confirm_")
+    assert box.label == "Yes, resubmit these 2 jobs"
+    box.check().run()
     at.button(key="jobs_picked_apply").click().run()
     assert "applied to 2 of 2" in at.success[0].value
     for job_id in picked:
-        assert last_event(inspect_queue, job_id)[:2] == ("resubmit", "alice")
+        assert last_event(inspect_queue, job_id) == ("resubmit", "alice", "upstream fixed")
     with inspect_queue() as queue:
         assert queue.get(seeded.dead[2]).status is JobState.PERMANENTLY_FAILED
+    assert at.text_input(key="jobs_picked_reason").value == ""  # cleared after the action
 
 
 def test_admin_redrives_the_whole_dead_letter_queue_after_confirming(
@@ -139,7 +166,7 @@ def test_admin_redrives_the_whole_dead_letter_queue_after_confirming(
     apply = at.button(key="dead_all_apply")
     assert apply.disabled  # not before the confirmation
     assert any("**3** jobs" in m.value for m in at.markdown)
-    at.checkbox[0].check().run()
+    confirm_box(at, "dead_all_confirm_").check().run()
     at.button(key="dead_all_apply").click().run()
     assert "applied to 3 jobs" in at.success[0].value
     with inspect_queue() as queue:
@@ -153,14 +180,15 @@ def test_a_changed_count_needs_a_new_confirmation(
 ) -> None:
     at = logged_in("admin", "alice")
     at.switch_page("views/admin_dead_letter.py").run()
-    at.checkbox[0].check().run()
+    confirm_box(at, "dead_all_confirm_").check().run()
     with inspect_queue() as queue:  # one more job dies between the tick and the click
         queue.mark_failed(seeded.pending[0], actor="carol")
     at.button(key="dead_all_apply").click().run()
     with inspect_queue() as queue:
         assert queue.stats().dead_letter == 4  # nothing redriven
     assert any("**4** jobs" in m.value for m in at.markdown)
-    assert not at.checkbox[0].value and at.button(key="dead_all_apply").disabled
+    assert not confirm_box(at, "dead_all_confirm_").value
+    assert at.button(key="dead_all_apply").disabled
 
 
 def test_filter_action_respects_the_filter(
@@ -169,7 +197,7 @@ def test_filter_action_respects_the_filter(
     at = logged_in("admin", "alice")
     at.selectbox(key="jobs_queue").set_value("emails").run()
     at.selectbox(key="jobs_all_action").set_value("Cancel").run()
-    at.checkbox[0].check().run()
+    confirm_box(at, "jobs_all_confirm_").check().run()
     at.button(key="jobs_all_apply").click().run()
     with inspect_queue() as queue:
         for job_id in seeded.pending + seeded.failed:

@@ -86,12 +86,77 @@ def test_session_minutes_are_validated(value: str) -> None:
     assert auth.session_seconds({}) == 30 * 60
 
 
-def test_authenticator_locks_out_after_repeated_failures() -> None:
-    user = auth.User("alice", "admin", auth.hash_password("pw"))
-    gate = auth.Authenticator({"alice": user})
-    assert gate.login("alice", "pw") == user
-    for _ in range(auth.MAX_FAILURES):
-        assert gate.login("alice", "nope") is None
-    assert gate.locked_for("alice") > 0
-    assert gate.login("alice", "pw") is None
-    assert gate.locked_for("bob") == 0  # other names are not affected
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_lockout_is_per_client_and_name_with_growing_delays() -> None:
+    user = auth.User("alice", "admin", auth.hash_password("pw", n=2**10))
+    clock, seen = Clock(), []
+    gate = auth.Authenticator({"alice": user}, clock=clock, observer=lambda *e: seen.append(e))
+    assert gate.login("alice", "pw", "ip:10.0.0.1") == user
+    for _ in range(auth.FREE_FAILURES):
+        assert gate.login("alice", "nope", "ip:10.0.0.9") is None
+    assert gate.locked_for("alice", "ip:10.0.0.9") == auth.FIRST_DELAY
+    assert gate.login("alice", "pw", "ip:10.0.0.9") is None  # refused while it waits
+    # Anyone else is not held up: another address, a browser that logged in before.
+    assert gate.login("alice", "pw", "ip:10.0.0.1") == user
+    assert gate.login("alice", "pw", "device:1234") == user
+    assert gate.locked_for("bob", "ip:10.0.0.9") == 0
+    clock.now += auth.FIRST_DELAY
+    assert gate.login("alice", "nope", "ip:10.0.0.9") is None  # the next wait doubles
+    assert gate.locked_for("alice", "ip:10.0.0.9") == 2 * auth.FIRST_DELAY
+    assert auth.lockout_seconds(100) == auth.MAX_DELAY
+    lockouts = [e for e in seen if e[0] == "lockout"]
+    assert lockouts == [
+        ("lockout", "ip:10.0.0.9", "alice", auth.FIRST_DELAY),
+        ("lockout", "ip:10.0.0.9", "alice", 2 * auth.FIRST_DELAY),
+    ]
+    assert sum(e[0] == "failure" for e in seen) == auth.FREE_FAILURES + 1
+    clock.now += auth.FORGET_AFTER + 1  # a quiet day: forgotten
+    assert gate.login("alice", "pw", "ip:10.0.0.9") == user
+
+
+def test_a_session_token_is_signed_expires_and_is_revoked_on_logout() -> None:
+    users = {"alice": auth.User("alice", "admin", auth.hash_password("pw", n=2**10))}
+    clock = Clock()
+    sessions = auth.Sessions(lambda: 600.0, clock=clock)
+    token = sessions.issue(users["alice"])
+    assert "pw" not in token and users["alice"].password_hash not in token
+    resumed = sessions.resume(token, users)
+    assert resumed is not None and (resumed.name, resumed.role) == ("alice", "admin")
+    body, signature = token.split(".")
+    assert sessions.resume(body + "." + signature[::-1], users) is None  # tampered
+    assert auth.Sessions(lambda: 600.0, clock=clock).resume(token, users) is None  # restart
+    clock.now += 599
+    assert sessions.alive(token, users)
+    clock.now += 601  # idle too long: ended for good
+    assert not sessions.alive(token, users)
+    clock.now -= 601
+    assert sessions.resume(token, users) is None
+    token = sessions.issue(users["alice"])
+    sessions.revoke(token)
+    assert sessions.resume(token, users) is None
+    token = sessions.issue(users["alice"])
+    for _ in range(int(auth.SESSION_MAX_SECONDS // 500) + 1):  # active, but not forever
+        clock.now += 500
+        sessions.touch(token)
+    assert sessions.resume(token, users) is None
+    token = sessions.issue(users["alice"])
+    assert sessions.resume(token, {}) is None  # the user was removed
+
+
+def test_a_device_token_is_bound_to_the_user_and_the_password() -> None:
+    alice = auth.User("alice", "admin", auth.hash_password("pw", n=2**10))
+    token = auth.device_token(alice, now=1_000.0)
+    assert auth.trusted_device(token, alice, now=1_000.0 + 3600)
+    assert not auth.trusted_device(token, alice, now=1_000.0 + auth.DEVICE_SECONDS + 1)
+    bob = auth.User("bob", "ops", alice.password_hash)
+    assert not auth.trusted_device(token, bob, now=1_000.0)
+    changed = auth.User("alice", "admin", auth.hash_password("new", n=2**10))
+    assert not auth.trusted_device(token, changed, now=1_000.0)  # a new password
+    assert not auth.trusted_device("garbage", alice)

@@ -42,7 +42,8 @@ def test_console_refuses_to_start_with_a_bad_users_file(tmp_path: Path) -> None:
 def test_streamlit_runs_headless_without_telemetry_or_reloads() -> None:
     command = streamlit_command("ops", 9000, "127.0.0.1")
     flags = dict(zip(command[5::2], command[6::2], strict=True))
-    assert command[1:4] == ["-m", "streamlit", "run"] and command[4].endswith("ops_app.py")
+    assert command[1:4] == ["-m", "services.consoles.serve", "ops"]
+    assert command[4].endswith("ops_app.py")
     assert flags["--server.port"] == "9000" and flags["--server.address"] == "127.0.0.1"
     assert flags["--server.headless"] == "true"
     assert flags["--browser.gatherUsageStats"] == "false"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-from pqcore import EnqueueRequest, Queue, open_queue
+from pqcore import EnqueueRequest, JobOrder, JobState, Queue, open_queue
 from tests.backends import FakeClock
 from tests.consoles.conftest import logged_in
 from tests.consoles.seeding import Seeded
@@ -38,15 +38,34 @@ def test_browser_pages_through_every_job_once(
     assert at.button(key="jobs_next").disabled
     assert seen == sorted(seen, reverse=True) and len(set(seen)) == len(seen) == total
     at.button(key="jobs_prev").click().run()
-    assert shown_ids(at) == seen[25:50]
-    at.selectbox(key="jobs_sort").set_value("oldest first").run()
+    assert shown_ids(at) == seen[25:50] and "page 2" in at.caption[0].value
+    at.selectbox(key="jobs_desc").set_value(False).run()
     assert "page 1" in at.caption[0].value  # a new order starts from the first page
+    assert "oldest first" in at.caption[0].value
     assert shown_ids(at) == sorted(seen)[:25]
+
+
+def test_browser_sorts_every_job_on_the_server_and_keeps_it_in_the_url(
+    console_env, seeded: Seeded, inspect_queue: Inspect
+) -> None:
+    with inspect_queue() as queue:
+        urgent = queue.enqueue("urgent", priority=99).id
+        queue.enqueue_many(EnqueueRequest(f"bulk/{n}.txt") for n in range(60))
+    at = logged_in("admin", "alice")
+    at.selectbox(key="jobs_sort").set_value(JobOrder.PRIORITY).run()
+    assert shown_ids(at)[0] == urgent  # the whole table, not the 50 rows on the page
+    assert "sorted by priority, highest first" in at.caption[0].value
+    assert at.query_params["sort"] == "priority"
+    at.button(key="jobs_next").click().run()
+    assert urgent not in shown_ids(at) and at.query_params["page"] == "2"
 
 
 def test_browser_filters_by_status_queue_and_text(console_env, seeded: Seeded) -> None:
     at = logged_in("admin", "alice")
-    at.multiselect(key="jobs_status").set_value(["failed", "permanently_failed"]).run()
+    at.multiselect(key="jobs_status").set_value(
+        [JobState.FAILED, JobState.PERMANENTLY_FAILED]
+    ).run()
+    assert at.query_params["status"] == "failed,dead-letter"
     assert sorted(shown_ids(at)) == sorted(seeded.failed + seeded.dead)
     at.text_input(key="jobs_text").input("Timeout").run()
     assert sorted(shown_ids(at)) == sorted(seeded.failed)
@@ -74,15 +93,21 @@ def test_browser_rejects_bad_search_text(console_env, seeded: Seeded) -> None:
     assert len(at.dataframe) == 0
 
 
-def test_job_opened_from_the_page_shows_its_history(console_env, seeded: Seeded) -> None:
+def test_job_opened_by_its_url_shows_everything_and_its_history(
+    console_env, seeded: Seeded
+) -> None:
     at = logged_in("admin", "alice")
-    at.selectbox(key="jobs_open").set_value(seeded.dead[0]).run()
+    at.query_params["job"] = str(seeded.dead[0])
+    at.run()
     assert at.subheader[0].value == f"Job {seeded.dead[0]} — dead letter"
-    history = at.dataframe[2].value
-    assert list(history["action"]) == ["enqueue", "claim", "dead_letter"]
+    *fields, history = [t.value for t in at.table]
+    assert list(history["action"]) == ["enqueue", "claim", "dead letter"]
+    assert list(history["to"]) == ["pending", "processing", "dead letter"]
     assert list(history["by"]) == ["producer", "worker-a", "worker-a"]
-    fields = dict(zip(at.dataframe[1].value["field"], at.dataframe[1].value["value"], strict=True))
-    assert "lease_token" not in fields and fields["error"] == "ValueError: malformed record"
+    values = {row[0]: row[1] for table in fields for row in table.itertuples(index=False)}
+    assert values["status"] == "dead letter" and values["attempts"] == "1 of 3"
+    assert "lease token" not in values and "lease_token" not in values
+    assert [c.value for c in at.code] == ["jobs/0004.txt", "ValueError: malformed record"]
 
 
 def test_statistics_page_draws_every_chart(console_env, seeded: Seeded) -> None:
@@ -92,7 +117,7 @@ def test_statistics_page_draws_every_chart(console_env, seeded: Seeded) -> None:
     assert [s.value for s in at.subheader] == [
         "Jobs by status", "Throughput", "Attempts (newest 10,000 jobs tried)",
         "Processing time (newest 10,000 done)",
-        "Top failure reasons (newest 10,000 failed and dead jobs)",
+        "Top failure reasons (newest 10,000 failed and dead-letter jobs)",
     ]  # fmt: skip
     charts = [chart_data(c) for c in at.get("vega_lite_chart")]
     assert len(charts) == 5
@@ -121,7 +146,7 @@ def test_dead_letter_page_lists_only_dead_jobs(console_env, seeded: Seeded) -> N
     at = logged_in("admin", "alice")
     at.switch_page("views/admin_dead_letter.py").run()
     assert sorted(shown_ids(at)) == sorted(seeded.dead)
-    assert {m.label: m.value for m in at.metric}["Dead-lettered jobs"] == "3"
+    assert {m.label: m.value for m in at.metric}["Dead-letter jobs"] == "3"
 
 
 def test_ops_live_view_counts_and_consumers(console_env, seeded: Seeded) -> None:

@@ -26,6 +26,13 @@ def rows(at: AppTest) -> dict[str, dict[str, object]]:
     return {r["queue"]: r for r in at.dataframe[0].value.to_dict("records")}
 
 
+def controls(at: AppTest) -> dict[str, dict[str, object]]:
+    """The table of paused and limited queues (absent while none is)."""
+    if len(at.dataframe) < 2:
+        return {}
+    return {r["queue"]: r for r in at.dataframe[1].value.to_dict("records")}
+
+
 @pytest.mark.parametrize(("app", "user"), [("admin", "alice"), ("ops", "bob")])
 def test_pause_and_resume_a_queue(
     app: str, user: str, console_env, seeded: Seeded, inspect_queue: Inspect
@@ -37,17 +44,20 @@ def test_pause_and_resume_a_queue(
     assert set(shown) == {"default", "emails"}
     assert shown["emails"]["pending"] == emails["pending"]
     assert shown["emails"]["dead letter"] == emails["permanently_failed"]
-    assert shown["emails"]["paused"] == ""
+    assert shown["emails"]["oldest pending"] != "" and shown["emails"]["done/min"] > 0
+    assert shown["emails"]["consumers"] == "1: worker-a"  # worker-b is dead
+    assert shown["default"]["consumers"] == "1: worker-a"
+    assert controls(at) == {}
 
     at.selectbox(key="queues_pick").set_value("emails").run()
     at.text_input(key="queues_reason_emails").input("mail server down")
     at.button(key="queues_pause_emails").click().run()
     assert not at.exception and not at.error
     assert "Queue emails paused" in at.success[0].value
-    assert rows(at)["emails"]["paused"] == "PAUSED"
-    assert rows(at)["emails"]["paused by"] == user
-    assert rows(at)["emails"]["reason"] == "mail server down"
-    assert rows(at)["default"]["paused"] == ""
+    assert controls(at)["emails"]["paused"] == "PAUSED"
+    assert controls(at)["emails"]["paused by"] == user
+    assert controls(at)["emails"]["reason"] == "mail server down"
+    assert "default" not in controls(at)
     with inspect_queue() as queue:
         control = queue.controls()["emails"]
         assert control.paused and control.paused_by == user
@@ -58,7 +68,7 @@ def test_pause_and_resume_a_queue(
 
     at.button(key="queues_resume_emails").click().run()
     assert "Queue emails resumed" in at.success[0].value
-    assert rows(at)["emails"]["paused"] == ""
+    assert controls(at) == {}
     with inspect_queue() as queue:
         assert "emails" not in queue.controls()
         assert [(e.action, e.actor, e.target) for e in queue.audit_log()[:2]] == [
@@ -88,7 +98,7 @@ def test_admin_sets_and_clears_limits(console_env, seeded: Seeded, inspect_queue
     at.button(key="queues_save_default").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert "Limits of queue default saved" in at.success[0].value
-    shown = rows(at)["default"]
+    shown = controls(at)["default"]
     assert (shown["concurrency"], shown["per-key concurrency"]) == ("2", "1")
     assert shown["rate"] == "100 / 60s" and shown["per-key rate"] == ""
     with inspect_queue() as queue:
@@ -101,7 +111,7 @@ def test_admin_sets_and_clears_limits(console_env, seeded: Seeded, inspect_queue
     for box in ("concurrency", "key_concurrency", "rate", "rate_period"):
         at.text_input(key=f"queues_{box}_default").input("")
     at.button(key="queues_save_default").click().run()
-    assert rows(at)["default"]["concurrency"] == ""
+    assert controls(at) == {}
     with inspect_queue() as queue:
         assert "default" not in queue.controls()  # nothing holds it any more
 

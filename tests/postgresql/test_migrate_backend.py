@@ -128,3 +128,37 @@ def test_a_missing_source_is_reported(tmp_path: Path, pg_url: str) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert result.returncode == 3
     assert "no queue database at" in result.stderr
+
+
+def test_migration_keeps_results_progress_and_dependencies(tmp_path: Path, pg_url: str) -> None:
+    """Results, progress, and jobs waiting for others arrive as they were, and the target's
+    database goes on resolving the copied dependencies."""
+    with open_queue(str(tmp_path / "queue.db")) as source:
+        done, dead, running, first = (source.enqueue(f"jobs/{n}.txt") for n in range(4))
+        held = {job.id: job for job in source.claim("old", limit=3)}
+        source.complete(done.id, held[done.id].lease_token or "", result={"rows": [1, 2]})
+        source.fail(dead.id, held[dead.id].lease_token or "", "bad", retryable=False)
+        source.progress(running.id, held[running.id].lease_token or "", 0.25, "a quarter")
+        source.heartbeat(running.id, held[running.id].lease_token or "", lease_seconds=0.001)
+        waiting = source.enqueue("jobs/waiting.txt", after=[first, done])
+        anyway = source.enqueue("jobs/anyway.txt", after=[dead], on_dependency_failure="run")
+        last = source.enqueue("jobs/last.txt", after=[waiting, anyway])
+        ids = [done.id, dead.id, running.id, first.id, waiting.id, anyway.id, last.id]
+        before = [(source.get(i), source.dependencies(i), source.dependents(i)) for i in ids]
+    report = migrate_backend(str(tmp_path / "queue.db"), pg_url)
+    assert report.jobs == 7
+    with open_queue(pg_url) as target:
+        after = [(target.get(i), target.dependencies(i), target.dependents(i)) for i in ids]
+        assert after == before
+        assert target.get(done.id).result_value() == {"rows": [1, 2]}
+        assert target.get(waiting.id).waiting_for == 1 and target.stats().waiting == 2
+        assert target.doctor() == []
+        claimed = target.claim("new", limit=10)
+        assert {job.id for job in claimed} == {first.id, anyway.id}  # waiting ones are not
+        for job in claimed:
+            target.complete(job.id, job.lease_token or "")
+        [next_job] = target.claim("new", limit=10)  # the copied rows were resolved here
+        assert next_job.id == waiting.id
+        target.complete(next_job.id, next_job.lease_token or "")
+        assert [job.id for job in target.claim("new")] == [last.id]
+        assert target.doctor() == []

@@ -24,7 +24,8 @@ PER_DIALECT = {
 # Names a driver itself runs (its bulk insert); the other dialect does without.
 DIALECT_ONLY = {
     "sqlite": {"job_insert_plain", "jobs_after"},
-    "postgresql": {"jobs_insert_many"},
+    # ... and the caller's connection's database (connection=), Queue.wake's NOTIFY.
+    "postgresql": {"jobs_insert_many", "database_identity", "pq_wake"},
 }
 
 
@@ -43,7 +44,8 @@ def names_used_by_the_code() -> set[str]:
                 and isinstance(node.args[0].value, str)
             ):
                 used.add(node.args[0].value)
-    for base in ("counts_by_status", "oldest_runnable_pending_age", "stalled_count"):
+    for base in ("counts_by_status", "oldest_runnable_pending_age", "stalled_count",
+                 "waiting_count"):  # fmt: skip
         used |= {base, base + "_for_queue"}
     return used | {"job_to_pending", "job_to_failed", "job_to_final", "runnable_wait",
                    "runnable_wait_in_queues", "events_after_to_status"}  # fmt: skip

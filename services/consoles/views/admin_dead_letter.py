@@ -1,22 +1,22 @@
-"""Admin: the dead-letter queue (permanently failed jobs) and their redrive."""
+"""Admin: the dead-letter queue (jobs out of attempts or failed for good) and redrive."""
 
 import streamlit as st
 
 from pqcore import JobState
-from services.consoles import browser, common, widgets
+from services.consoles import browser, charts, common, widgets
 
 user = common.logged_in_user()
-st.header("Dead-letter queue")
+st.header("Dead letter")
 st.caption(
     "Jobs out of attempts, failed with a non-retryable error, or marked failed. "
     "Redrive = resubmit: back to pending with a fresh attempt budget."
 )
 widgets.show_flashes()
 with common.queue() as queue:
-    st.metric("Dead-lettered jobs", f"{queue.stats().dead_letter:,}")
-    reasons = queue.failure_reasons(limit=5)
-    if reasons:
-        st.markdown("**Most frequent errors** (newest 10,000 failed jobs)")
-        for reason, n in reasons:
-            st.text(f"{n:>7,}  {reason}")
-    browser.job_browser(queue, user, key="dead", fixed=(JobState.PERMANENTLY_FAILED,))
+    st.metric("Dead-letter jobs", f"{queue.stats().dead_letter:,}")
+    with st.expander("Most frequent reasons (newest 10,000): each opens its jobs", expanded=True):
+        charts.failure_groups(queue, None, dead_only=True, limit=5)
+    shown = browser.job_browser(queue, user, key="dead", fixed=(JobState.PERMANENTLY_FAILED,))
+    if shown is not None:
+        widgets.filter_actions(queue, shown, user, "dead", expanded=bool(shown.error_group))
+browser.auto_refresh("dead")

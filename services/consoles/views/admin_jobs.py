@@ -1,4 +1,4 @@
-"""Admin: browse, filter and act on every job."""
+"""Admin: browse, filter, sort and act on every job (a job opens on its own page)."""
 
 import streamlit as st
 
@@ -9,4 +9,8 @@ st.header("Jobs")
 widgets.show_flashes()
 with common.queue() as queue:
     widgets.status_metrics(queue.stats())
-    browser.job_browser(queue, user, key="jobs")
+    shown = browser.job_browser(queue, user, key="jobs")
+    if shown is not None:
+        # From a failure reason's link: ready to resubmit every job of that reason.
+        widgets.filter_actions(queue, shown, user, "jobs", expanded=bool(shown.error_group))
+browser.auto_refresh("jobs")

@@ -8,7 +8,7 @@ from services.consoles import charts, common
 
 common.logged_in_user()
 st.header("Statistics")
-window = st.selectbox(
+window = st.columns([1, 4])[0].selectbox(
     "Throughput window", ["last hour", "last 6 hours", "last 24 hours"], key="stats_window"
 )
 minutes, bucket = {"last hour": (60, 60), "last 6 hours": (360, 300), "last 24 hours": (1440, 900)}[
@@ -30,5 +30,10 @@ with common.queue() as queue:
     with right:
         st.subheader("Processing time (newest 10,000 done)")
         charts.processing_times(queue)
-    st.subheader("Top failure reasons (newest 10,000 failed and dead jobs)")
-    charts.failure_reasons(queue)
+    st.subheader("Top failure reasons (newest 10,000 failed and dead-letter jobs)")
+    left, right = st.columns(2)
+    with left:
+        charts.failure_reasons(queue)
+    with right:
+        st.caption("Each reason opens its jobs, ready for “act on all matching”:")
+        charts.failure_groups(queue, "views/admin_jobs.py")

@@ -1,4 +1,5 @@
-"""Both consoles: one job by id — every field, the error, the history, the actions."""
+"""Both consoles: one job by id (``?job=ID``) — every field, the whole payload and
+error, the history, the actions."""
 
 import streamlit as st
 

@@ -4,9 +4,9 @@ and its limits. Pause and resume: anyone who may act (ops too). Limits: admins."
 import pandas as pd
 import streamlit as st
 
-from pqcore import JobState, PQError, Queue
+from pqcore import Consumer, ConsumerState, JobState, PQError, Queue
 from pqcore.models import QueueControl
-from services.consoles import common, filters, widgets
+from services.consoles import browser, common, filters, widgets
 from services.consoles.auth import User
 
 # Columns of the table, in order: a state's count, under the label the consoles use.
@@ -35,29 +35,63 @@ def limit_text(value: int | None) -> str:
     return "" if value is None else str(value)
 
 
-def queues_frame(queue: Queue, names: list[str], controls: dict[str, QueueControl]) -> pd.DataFrame:
+THROUGHPUT_MINUTES = 15
+LIVE = (ConsumerState.IDLE, ConsumerState.BUSY)
+
+
+def serving(consumers: list[Consumer], name: str) -> list[Consumer]:
+    """The live consumers that claim from queue ``name`` (``*``: every queue)."""
+    return [
+        c
+        for c in consumers
+        if c.state in LIVE and (c.queues.strip() in ("", "*") or name in c.queues.split(","))
+    ]
+
+
+def queues_frame(queue: Queue, names: list[str]) -> pd.DataFrame:
+    """Per queue: its jobs by state, how long the oldest has waited, what moved in the
+    last minutes and which live consumers take from it."""
+    now = common.now()
+    moved = queue.queue_throughput(now - THROUGHPUT_MINUTES * 60)
+    consumers = queue.consumers()
     rows = []
     for name in names:
-        counts = queue.stats(name).counts
-        control = controls.get(name)
+        stats = queue.stats(name)
+        flow = moved.get(name)
+        live = serving(consumers, name)
         row: dict[str, object] = {"queue": name}
-        row.update({widgets.STATUS_LABELS[s]: counts[s.value] for s in COUNTED})
-        paused = control is not None and control.paused
-        row.update(
+        row.update({widgets.STATUS_LABELS[s]: stats.counts[s.value] for s in COUNTED})
+        row["oldest pending"] = (
+            "" if stats.oldest_pending_age is None else common.age(stats.oldest_pending_age)
+        )
+        row["done/min"] = round((flow.completed if flow else 0) / THROUGHPUT_MINUTES, 1)
+        row["failed/min"] = round((flow.failed if flow else 0) / THROUGHPUT_MINUTES, 1)
+        row["consumers"] = f"{len(live)}: " + ", ".join(sorted(c.id for c in live)) if live else "0"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def controls_frame(names: list[str], controls: dict[str, QueueControl]) -> pd.DataFrame:
+    """Per queue with a pause or a limit: who paused it, when, why, and its limits."""
+    rows = []
+    for name in names:
+        control = controls.get(name)
+        if control is None:
+            continue
+        paused = control.paused
+        rows.append(
             {
+                "queue": name,
                 "paused": "PAUSED" if paused else "",
-                "paused by": control.paused_by if paused and control else "",
-                "paused at (UTC)": common.when(control.paused_at) if paused and control else "",
-                "reason": (control.pause_reason or "") if paused and control else "",
-                "concurrency": limit_text(control.concurrency_limit) if control else "",
-                "per-key concurrency": limit_text(control.key_concurrency_limit) if control else "",
-                "rate": rate_text(control.rate_limit, control.rate_period) if control else "",
-                "per-key rate": rate_text(control.key_rate_limit, control.rate_period)
-                if control
-                else "",
+                "paused by": control.paused_by if paused else "",
+                "paused at (UTC)": common.when(control.paused_at) if paused else "",
+                "reason": (control.pause_reason or "") if paused else "",
+                "concurrency": limit_text(control.concurrency_limit),
+                "per-key concurrency": limit_text(control.key_concurrency_limit),
+                "rate": rate_text(control.rate_limit, control.rate_period),
+                "per-key rate": rate_text(control.key_rate_limit, control.rate_period),
             }
         )
-        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -134,7 +168,15 @@ def queues_page(queue: Queue, user: User) -> None:
     if not names:
         st.info("No queue holds jobs yet.")
         return
-    st.dataframe(queues_frame(queue, names, controls), hide_index=True, width="stretch")
+    st.dataframe(queues_frame(queue, names), hide_index=True, width="stretch")
+    st.caption(
+        f"Oldest pending: how long the oldest runnable job has waited. done/min and failed/min:"
+        f" the last {THROUGHPUT_MINUTES} minutes. Consumers: the live ones claiming from it."
+    )
+    limited = controls_frame(names, controls)
+    if len(limited):
+        st.markdown("**Paused and limited queues**")
+        st.dataframe(limited, hide_index=True, width="stretch")
     if not user.may("act"):
         return
     st.subheader("Change a queue")
@@ -153,6 +195,8 @@ def queues_page(queue: Queue, user: User) -> None:
 
 user = common.logged_in_user()
 st.header("Queues")
+browser.refresh_control("queues")
 widgets.show_flashes()
 with common.queue() as handle:
     queues_page(handle, user)
+browser.auto_refresh("queues")

@@ -7,6 +7,8 @@
     [held] = queue.claim("worker-1")
     queue.complete(held.id, held.lease_token)
 
+Tasks (your functions, run by ``pq consumer --tasks``): ``pqcore.App``, in pqcore.tasks.
+
 Everything that knows SQL or the job state machine lives in this package.
 """
 
@@ -28,29 +30,40 @@ from pqcore.exceptions import (
     InvalidArgument,
     InvalidTransition,
     JobCancelled,
+    JobChanged,
     JobNotFound,
     LeaseLost,
     PayloadTooLarge,
     PQError,
     ScheduleNotFound,
     StorageError,
+    TaskFailed,
+    WaitTimeout,
 )
 from pqcore.models import (
     Consumer,
+    Dependency,
     EnqueueRequest,
+    FailureGroup,
     Job,
+    JobCursor,
     JobEvent,
     JobFilter,
+    JobOrder,
     Outcome,
     Page,
     QueueControl,
+    QueueThroughput,
     SettleResult,
+    SortedPage,
     Stats,
     ThroughputBucket,
 )
 from pqcore.queue import Queue
+from pqcore.running import TaskContext
 from pqcore.schedules import Schedule, TickResult
-from pqcore.states import ConsumerState, JobState, OutcomeKind, Transition
+from pqcore.states import ConsumerState, DependencyFailure, JobState, OutcomeKind, Transition
+from pqcore.tasks import App, NotRetryable, Task, TaskHandle
 
 __version__ = "0.1.0"
 
@@ -90,6 +103,7 @@ def open_queue(
 
 
 __all__ = [
+    "App",
     "Conflict",
     "Consumer",
     "ConsumerState",
@@ -98,18 +112,25 @@ __all__ = [
     "DatabaseNotFound",
     "DatabaseReadOnly",
     "DatabaseUnavailable",
+    "Dependency",
+    "DependencyFailure",
     "DiskFull",
     "DiskIOError",
     "EnqueueRequest",
+    "FailureGroup",
     "InvalidArgument",
     "InvalidTransition",
     "Job",
     "JobCancelled",
+    "JobChanged",
+    "JobCursor",
     "JobEvent",
     "JobFilter",
     "JobNotFound",
+    "JobOrder",
     "JobState",
     "LeaseLost",
+    "NotRetryable",
     "Outcome",
     "OutcomeKind",
     "PQError",
@@ -118,13 +139,20 @@ __all__ = [
     "Queue",
     "QueueControl",
     "QueueSettings",
+    "QueueThroughput",
     "Schedule",
     "ScheduleNotFound",
     "SettleResult",
+    "SortedPage",
     "Stats",
     "StorageError",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
     "ThroughputBucket",
     "TickResult",
     "Transition",
+    "WaitTimeout",
     "open_queue",
 ]

@@ -3,12 +3,13 @@ leadership and the doctor's audit."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from pqcore.core import QueueCore
 from pqcore.driver import Session, Sql
-from pqcore.exceptions import InvalidArgument, InvalidTransition
+from pqcore.exceptions import InvalidArgument, InvalidTransition, JobChanged
 from pqcore.models import Job, JobFilter
 from pqcore.policy import operator_move, out_of_attempts_move, rescue_move, retry_move
 from pqcore.reading import filter_sql
@@ -46,14 +47,34 @@ class Administration(QueueCore):
         return self.operator_action(Transition.MARK_FAILED, job_id, actor=actor, reason=reason)
 
     def operator_action(
-        self, transition: Transition, job_id: int, *, actor: str, reason: str | None = None
+        self,
+        transition: Transition,
+        job_id: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        seen_event: int | None = None,
     ) -> Job:
-        """Apply an operator's transition to one job, recorded under ``actor``."""
+        """Apply an operator's transition to one job, recorded under ``actor``.
+
+        ``seen_event`` is the id of the newest history event the operator saw (a page
+        showing the job): if the job moved since, nothing is applied and ``JobChanged``
+        says who moved it, how and when, rather than acting on a state nobody looked at.
+        """
         job_id = check_id(job_id)
         check_operator(transition, actor)
+        if seen_event is not None:
+            seen_event = check_id(seen_event)
 
         def body(session: Session) -> Job:
             job = self._read_job(session, job_id)
+            if seen_event is not None:
+                last = session.one("last_event_for_job", {"job_id": job_id})
+                if last is not None and int(last["id"]) > seen_event:
+                    raise JobChanged(
+                        job_id, transition.value, job.status.value,
+                        action=last["action"], by=last["actor"], at=float(last["at"]),
+                    )  # fmt: skip
             return self._operate(session, job, transition, actor, reason, self._now())
 
         return self.driver.write(body)
@@ -94,8 +115,7 @@ class Administration(QueueCore):
         sources = [s for s in (flt.statuses or tuple(JobState)) if can(transition, s)]
         if not sources:
             return 0, 0
-        where, params = filter_sql(JobFilter(tuple(sources), flt.queue, flt.text,
-                                             flt.created_after, flt.created_before))  # fmt: skip
+        where, params = filter_sql(dataclasses.replace(flt, statuses=tuple(sources)))
         statement = Sql(
             "SELECT * FROM jobs WHERE " + " AND ".join(where) + " AND id < :before_id"
             " ORDER BY id DESC LIMIT :chunk"
@@ -291,4 +311,18 @@ def _audit(session: Session) -> list[str]:
             problems.append(f"history holds a transition {source} -> {dest} not allowed")
     for r in session.all("audit_active_dedupe_duplicates"):
         problems.append(f"dedupe key {r['dedupe_key']!r} is held by {r['n']} active jobs")
+    for r in session.all("audit_waiting_count"):
+        problems.append(
+            f"job {r['id']} counts {r['waiting_for']} jobs to wait for, but {r['open']}"
+            " of its dependencies are open"
+        )
+    for r in session.all("audit_dependency_open_after_final"):
+        problems.append(
+            f"job {r['job_id']} still waits for job {r['depends_on']}, which is {r['status']}"
+        )
+    for r in session.all("audit_claimed_before_dependency"):
+        problems.append(
+            f"job {r['job_id']} was claimed before job {r['depends_on']}, which it depends on,"
+            " had finished"
+        )
     return problems

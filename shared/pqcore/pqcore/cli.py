@@ -16,12 +16,12 @@ from collections.abc import Callable, Sequence
 from importlib import metadata
 from typing import Any, NoReturn, TextIO
 
-from pqcore import open_queue
+from pqcore import open_queue, taskcall
 from pqcore.config import QueueSettings
 from pqcore.exceptions import InvalidArgument, PQError
 from pqcore.models import EnqueueRequest, Job, JobFilter
 from pqcore.queue import Queue
-from pqcore.states import parse_state
+from pqcore.states import DependencyFailure, parse_state
 from pqcore.validation import OPERATOR_ACTIONS, default_actor
 
 Handler = Callable[[argparse.Namespace], int]
@@ -73,6 +73,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dedupe-key", help="an active job with this key is returned instead")
     p.add_argument("--max-attempts", type=int, default=None)
     p.add_argument("--concurrency-key", help="the partition per-key limits count (pq limit)")
+    p.add_argument("--after", type=int, action="append", metavar="ID", default=[],
+                   help="wait until job ID is done (repeat for several)")  # fmt: skip
+    p.add_argument("--on-dependency-failure", choices=[p.value for p in DependencyFailure],
+                   default=DependencyFailure.CANCEL.value,
+                   help="if a job it waits for fails for good or is cancelled: cancel this"
+                   " one too, or run it anyway")  # fmt: skip
     p.set_defaults(func=cmd_enqueue)
 
     p = sub.add_parser("stats", help="counts per status and the oldest pending age")
@@ -145,6 +151,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         "delay": args.delay,
         "max_attempts": args.max_attempts,
         "concurrency_key": args.concurrency_key,
+        "after": tuple(args.after),
+        "on_dependency_failure": args.on_dependency_failure,
     }
     queue = queue_from_args(args)
     with queue:
@@ -190,6 +198,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     age = "-" if stats.oldest_pending_age is None else f"{stats.oldest_pending_age:.1f}s"
     print(f"oldest pending age: {age}")
     print(f"stalled (lease expired): {stats.stalled}")
+    if stats.waiting:
+        print(f"waiting for dependencies: {stats.waiting} (of the pending)")
     if stats.paused_queues:
         print(f"paused queues: {', '.join(stats.paused_queues)}")
     return 0
@@ -213,13 +223,34 @@ def cmd_show(args: argparse.Namespace) -> int:
     with queue_from_args(args, create=False) as queue:
         job = queue.get(args.id)
         events = queue.history(args.id)
+        waits_for = queue.dependencies(args.id)
+        waited_by = queue.dependents(args.id)
+    call = _task_call(job.data)
     if args.json:
-        _dump({"job": job.to_dict(), "history": [e.to_dict() for e in events]})
+        task = None if call is None else {"name": call.task, "args": call.args,
+                                           "kwargs": call.kwargs}  # fmt: skip
+        _dump({"job": job.to_dict(), "task": task, "result": job.result_value(),
+               "dependencies": [d.to_dict() for d in waits_for],
+               "dependents": [d.to_dict() for d in waited_by],
+               "history": [e.to_dict() for e in events]})  # fmt: skip
         return 0
+    if call is not None:
+        print(f"{'task':>17}: {call.task}")
+        print(f"{'call':>17}: {call.describe(width=2000)}")
     for key, value in job.to_dict().items():
         if key.endswith("_at") and isinstance(value, float):
             value = _when(value)
+        elif key == "progress" and isinstance(value, float):
+            value = f"{value:.0%}"
         print(f"{key:>17}: {'' if value is None else value}")
+    for title, rows, other in (("waits for", waits_for, "depends_on"),
+                               ("waited for by", waited_by, "job_id")):  # fmt: skip
+        if rows:
+            print(f"{title}:")
+        for d in rows:
+            now = d.status.value if d.status else "purged"
+            ended = f"ended {d.resolution.value}" if d.resolution else "open"
+            print(f"  job {getattr(d, other)} ({now}; {ended}; on failure: {d.on_failure.value})")
     print("history:")
     for e in events:
         came = e.from_status.value if e.from_status else "-"
@@ -261,10 +292,20 @@ def _print_jobs(jobs: list[Job], out: TextIO) -> None:
     print(f"{'ID':>8}  {'STATUS':<18} {'QUEUE':<10} {'PRI':>4} {'ATT':>5}  {'CREATED':<19}  DATA",
           file=out)  # fmt: skip
     for j in jobs:
-        data = j.data if len(j.data) <= 60 else j.data[:57] + "..."
+        data = taskcall.describe(j.data, width=60)
+        data = data if len(data) <= 60 else data[:57] + "..."
+        if j.waiting:
+            data = f"[waits for {j.waiting_for}] {data}"
         attempts = f"{j.attempts:>2}/{j.max_attempts:<2}"
         print(f"{j.id:>8}  {j.status.value:<18} {j.queue:<10} {j.priority:>4} "
               f"{attempts}  {_when(j.created_at)}  {data}", file=out)  # fmt: skip
+
+
+def _task_call(data: str) -> taskcall.TaskCall | None:
+    try:
+        return taskcall.decode(data)
+    except InvalidArgument:
+        return None
 
 
 def _when(epoch: float) -> str:

@@ -91,54 +91,42 @@ class Controls(QueueCore):
 
     def pause(self, name: str, *, actor: str, reason: str | None = None) -> QueueControl:
         """Stop claims from queue ``name`` (enqueues continue, running jobs finish)."""
-        check_queue(name)
-
-        def body(session: Session) -> QueueControl:
-            old = self._known_control(session, name)
-            now = self._now()
-            row = session.one(
-                "control_pause", {"queue": name, "now": now, "actor": actor, "reason": reason}
-            )
-            control = QueueControl.from_row(row)
-            self._audit(
-                session,
-                actor=actor,
-                action="pause",
-                target=f"queue:{name}",
-                old={"paused": bool(old and old.paused)},
-                new={"paused": True},
-                detail=reason,
-                now=now,
-            )
-            return control
-
-        control = self.driver.write(body)
-        self._controls_cache = None
+        control = self._set_paused(name, True, actor, reason)
+        assert control is not None  # the pause itself is kept
         return control
 
     def resume(self, name: str, *, actor: str, reason: str | None = None) -> QueueControl | None:
         """Let consumers claim from ``name`` again; returns what still holds it (limits),
         or None. Waiting consumers are woken."""
+        return self._set_paused(name, False, actor, reason)
+
+    def _set_paused(
+        self, name: str, paused: bool, actor: str, reason: str | None
+    ) -> QueueControl | None:
         check_queue(name)
 
         def body(session: Session) -> QueueControl | None:
             old = self._known_control(session, name)
             now = self._now()
-            row = session.one("control_resume", {"queue": name, "now": now, "actor": actor})
-            session.run("control_drop_if_unset", {"queue": name})
+            params = {"queue": name, "now": now, "actor": actor, "reason": reason}
+            if paused:
+                session.run("control_pause", params)
+            else:
+                session.run("control_resume", params)
+                session.run("control_drop_if_unset", {"queue": name})
+                session.notify([name])  # consumers waiting for this queue claim again
             self._audit(
                 session,
                 actor=actor,
-                action="resume",
+                action="pause" if paused else "resume",
                 target=f"queue:{name}",
                 old={"paused": bool(old and old.paused)},
-                new={"paused": False},
+                new={"paused": paused},
                 detail=reason,
                 now=now,
             )
-            session.notify([name])
             kept = session.one("control_get", {"queue": name})
-            return QueueControl.from_row(kept) if kept is not None and row is not None else None
+            return QueueControl.from_row(kept) if kept is not None else None
 
         control = self.driver.write(body)
         self._controls_cache = None

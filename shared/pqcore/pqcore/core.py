@@ -4,8 +4,8 @@ guarded transition every move goes through."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Self
+from collections.abc import Callable, Iterable, Sequence
+from typing import Self, TypeVar
 
 from pqcore.config import QueueSettings
 from pqcore.driver import Driver, Session
@@ -15,6 +15,16 @@ from pqcore.policy import Move
 from pqcore.states import JobState, can, target
 
 TARGET_QUERY = {JobState.PENDING: "job_to_pending", JobState.FAILED: "job_to_failed"}
+T = TypeVar("T")
+
+
+def notify_dependents(session: Session, moved: Sequence[Job]) -> None:
+    """Jobs that just reached a final state with jobs waiting for them have resolved
+    those in the same statement (migrations: jobs_dependents_resolve): ring for them.
+    (The doorbell and LISTEN wake every waiter; the queue named is a hint.)"""
+    queues = {job.queue for job in moved if job.has_dependents and job.status.is_final}
+    if queues:
+        session.notify(queues)
 
 
 class QueueCore:
@@ -77,7 +87,28 @@ class QueueCore:
             raise InvalidTransition(job.id, transition.value, job.status.value, why)
         if to is JobState.PENDING:
             session.notify([job.queue])
+        notify_dependents(session, moved)
         return moved[0]
+
+    def _write(
+        self,
+        body: Callable[[Session], T],
+        *,
+        connection: object = None,
+        durable: bool = True,
+        single_statement: bool = False,
+    ) -> T:
+        """Run ``body`` in a write transaction of the queue's own, or inside the caller's
+        open transaction on ``connection`` (``Driver.borrowed``)."""
+        if connection is not None:
+            return self.driver.borrowed(connection, body)
+        return self.driver.write(body, durable=durable, single_statement=single_statement)
+
+    def wake(self, queues: Iterable[str] | None = None) -> None:
+        """Wake idle consumers now: after committing jobs enqueued on your own SQLite
+        connection (``connection=``), whose commit the doorbell cannot hear. Without it
+        they find the jobs at their next re-check (at most ``driver.recheck_seconds``)."""
+        self.driver.wake(["*"] if queues is None else queues)
 
     def _read_job(self, session: Session, job_id: int) -> Job:
         found = session.jobs("job_get", {"id": job_id})

@@ -94,6 +94,24 @@ class Driver(abc.ABC):
     recheck_seconds: float  # how long a waiter trusts wake-ups before looking again
 
     @abc.abstractmethod
+    def wake(self, queues: Iterable[str]) -> None:
+        """Wake consumers waiting on these queues now (outside any transaction)."""
+
+    @abc.abstractmethod
+    def borrowed(self, connection: Any, body: Body[T]) -> T:
+        """Run ``body`` inside the caller's own open transaction on ``connection`` (a
+        connection of the caller's to this queue's database, else ``InvalidArgument``),
+        without committing: the caller's commit commits it, its rollback undoes it.
+
+        A connection in autocommit mode with no transaction open is refused; one that
+        would open a transaction by itself has it opened first. A body that raises leaves
+        the caller's transaction as it was before the call (a savepoint is rolled back),
+        except ``LeaseLost``: a fenced lease holder, whose transaction is then doomed
+        (rolled back on SQLite, aborted on PostgreSQL) so its writes can never commit.
+        Errors are translated as in ``write``; nothing is retried (the transaction is the
+        caller's). Wake-ups: see each driver."""
+
+    @abc.abstractmethod
     def storage_problems(self) -> list[str]:
         """The storage's own integrity checks, for the doctor (SQLite's integrity_check)."""
 

@@ -6,6 +6,10 @@ Callers catch ``PQError`` for anything the queue reports on purpose; the CLI pri
 
 from __future__ import annotations
 
+import time
+
+from pqcore.states import Transition
+
 
 class PQError(Exception):
     """The queue reported an error."""
@@ -59,6 +63,40 @@ class InvalidTransition(Conflict):
         super().__init__(job_id, message or f"cannot {action} job {job_id}: it is {current}")
 
 
+class JobChanged(InvalidTransition):
+    """Someone else moved the job after the caller last looked at it (the history event
+    it saw): nothing was applied. ``changed_action``, ``changed_by`` and ``changed_at``
+    say what happened, from the job's history; ``current`` is its state now."""
+
+    def __init__(
+        self, job_id: int, attempted: str, current: str, *, action: str, by: str, at: float
+    ) -> None:
+        self.changed_action = action
+        self.changed_by = by
+        self.changed_at = at
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(at))
+        super().__init__(
+            job_id, attempted, current,
+            f"job {job_id} was {past_tense(action)} by {by} at {when} UTC (it is now"
+            f" {current}); {attempted} was not applied",
+        )  # fmt: skip
+
+
+def past_tense(action: str) -> str:
+    """How a history action reads in a sentence: "job 7 was *cancelled* by carol"."""
+    return _PAST.get(action, action.replace("_", " "))
+
+
+_PAST: dict[str, str] = {
+    Transition.ENQUEUE: "enqueued", Transition.CLAIM: "claimed",
+    Transition.COMPLETE: "completed", Transition.FAIL: "failed",
+    Transition.DEAD_LETTER: "dead-lettered", Transition.RELEASE: "released",
+    Transition.RESCUE: "rescued", Transition.SCHEDULE_RETRY: "scheduled for a retry",
+    Transition.RESUBMIT: "resubmitted", Transition.CANCEL: "cancelled",
+    Transition.MARK_DONE: "marked done", Transition.MARK_FAILED: "marked failed",
+}  # fmt: skip
+
+
 class LeaseLost(Conflict):
     """The caller's lease on the job is no longer valid (it was rescued, finished or re-claimed).
 
@@ -75,6 +113,22 @@ class JobCancelled(LeaseLost):
 
     def __init__(self, job_id: int, message: str | None = None) -> None:
         super().__init__(job_id, message or f"job {job_id} was cancelled by an operator")
+
+
+class TaskFailed(PQError):
+    """The task's job ended without a result (dead-lettered or cancelled)."""
+
+    def __init__(self, job_id: int, status: str, error: str | None, task: str | None = None):
+        self.job_id = job_id
+        self.status = status
+        self.error = error
+        self.task = task
+        what = f"task {task} (job {job_id})" if task else f"job {job_id}"
+        super().__init__(f"{what} ended {status}: {error or 'no error recorded'}")
+
+
+class WaitTimeout(PQError, TimeoutError):
+    """The job did not finish within the time waited for it; it may still."""
 
 
 class MigrationRefused(PQError):

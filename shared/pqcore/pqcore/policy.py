@@ -91,3 +91,11 @@ def operator_move(job: Job, transition: Transition, actor: str, reason: str | No
     if transition is Transition.CANCEL:
         return Move(transition, {"error": job.error}, detail)
     raise InvalidArgument(f"{transition.value} is not an operator action")
+
+
+def dependency_cancel_move(job_id: int, state: str) -> Move:
+    """A new job whose policy is to be cancelled names a job that already ended ``state``
+    (permanently_failed or cancelled): it is cancelled at once, as the database cancels
+    the ones that were already waiting (migrations 0005: jobs_dependents_resolve)."""
+    why = f"job {job_id}, which it depends on, ended {state}"
+    return Move(Transition.CANCEL, {"error": why}, why)

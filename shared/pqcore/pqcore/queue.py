@@ -24,6 +24,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from pqcore.admin import Administration
+from pqcore.config import QueueSettings
+from pqcore.core import notify_dependents
+from pqcore.dependencies import Dependencies, count_unfinished
 from pqcore.driver import Session
 from pqcore.exceptions import DatabaseBusy, JobNotFound, LeaseLost
 from pqcore.models import EnqueueRequest, Job, Outcome, QueueControl, SettleResult
@@ -31,17 +34,21 @@ from pqcore.policy import outcome_move
 from pqcore.reading import Reading
 from pqcore.runtime import RuntimeSettings
 from pqcore.schedules import Schedules
-from pqcore.states import OutcomeKind
+from pqcore.states import DependencyFailure, OutcomeKind
 from pqcore.validation import (
+    check_after,
     check_consumer_id,
+    check_dependency_failure,
     check_limit,
+    check_progress,
     check_queues,
+    encode_json,
     enqueue_values,
     lease_seconds,
 )
 
 
-class Queue(Reading, Administration, RuntimeSettings, Schedules):
+class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
     """A persistent job queue (``pqcore.open_queue`` opens one)."""
 
     # ---------------------------------------------------------------- producers
@@ -57,21 +64,35 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
         dedupe_key: str | None = None,
         max_attempts: int | None = None,
         concurrency_key: str | None = None,
+        after: Iterable[Any] = (),
+        on_dependency_failure: str = DependencyFailure.CANCEL,
         actor: str = "producer",
+        connection: object = None,
     ) -> Job:
         """Add one job; with a ``dedupe_key`` that an active job holds, return that job.
-        ``concurrency_key`` names the partition a queue's per-key limits count."""
+        ``concurrency_key`` names the partition a queue's per-key limits count. ``after``
+        names jobs (ids or Jobs) it waits for; ``on_dependency_failure`` (``cancel`` or
+        ``run``) what it does if one of them ends permanently_failed or cancelled.
+        ``connection``: enqueue inside your own open transaction on that connection (a
+        ``sqlite3.Connection`` to this file, a psycopg connection to this database): the
+        job exists if and only if your transaction commits."""
         request = EnqueueRequest(
-            data, queue, priority, delay, run_at, dedupe_key, max_attempts, concurrency_key
-        )
-        return self.enqueue_many([request], actor=actor)[0]
+            data, queue, priority, delay, run_at, dedupe_key, max_attempts, concurrency_key,
+            tuple(after) if after else (), on_dependency_failure,
+        )  # fmt: skip
+        return self.enqueue_many([request], actor=actor, connection=connection)[0]
 
     def enqueue_many(
-        self, items: Iterable[str | EnqueueRequest], *, actor: str = "producer"
+        self,
+        items: Iterable[str | EnqueueRequest],
+        *,
+        actor: str = "producer",
+        connection: object = None,
     ) -> list[Job]:
-        """Add jobs in one transaction: all of them or none. Returns them in order."""
+        """Add jobs in one transaction: all of them or none. Returns them in order.
+        ``connection``: in your own open transaction instead (see ``enqueue``)."""
         settings = self._refresh_runtime()
-        rows = [enqueue_values(item, settings) for item in items]  # all checked first
+        rows = [_checked(item, settings) for item in items]  # all checked first
         if not rows:
             return []
 
@@ -79,33 +100,61 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
             shared = {"now": self._now(), "actor": actor}
             jobs: list[Job] = []
             plain: list[dict[str, Any]] = []  # consecutive jobs without a dedupe key
-            for values in [*rows, None]:
-                if values is not None and values["dedupe_key"] is None:
-                    plain.append(values)
+            for row in [*rows, None]:
+                if row is not None and row[0]["dedupe_key"] is None and not row[1]:
+                    plain.append(row[0])
                     continue
                 if len(plain) == 1:  # one statement, where the bulk path needs three
                     jobs += session.jobs("job_insert_plain_one", {**plain[0], **shared})
                 elif plain:  # one bulk insert for the run, keeping ids in input order
                     jobs += session.insert_jobs(plain, shared)
                 plain = []
-                if values is not None:
-                    jobs.append(self._insert_deduped(session, {**values, **shared}))
+                if row is not None:
+                    values, after, policy = row
+                    jobs.append(self._insert_one(session, {**values, **shared}, after, policy))
             session.notify({job.queue for job in jobs})
             return jobs
 
-        return self.driver.write(body)
+        return self._write(body, connection=connection)
 
-    @staticmethod
-    def _insert_deduped(session: Session, values: dict[str, Any]) -> Job:
+    def _insert_one(
+        self,
+        session: Session,
+        values: dict[str, Any],
+        after: tuple[int, ...],
+        policy: DependencyFailure,
+    ) -> Job:
+        """A job with a dedupe key or dependencies (or both). A dedupe key an active job
+        holds returns that job as it is: no dependencies are added to it."""
+        if not after:
+            return self._insert_deduped(session, values)
+        locked = self._lock_dependencies(session, after)
+        values = {**values, "waiting_for": count_unfinished(locked)}
+        if values["dedupe_key"] is None:
+            job = session.jobs("job_insert_plain_one", values)[0]
+        else:
+            job, inserted = self._insert_deduped_or_found(session, values)
+            if not inserted:
+                return job
+        return self._add_dependencies(session, job, locked, policy, values["now"])
+
+    @classmethod
+    def _insert_deduped(cls, session: Session, values: dict[str, Any]) -> Job:
         """Insert a job unless an active job holds its dedupe key; then return that one.
         Racing enqueues of one key end in one job either way."""
+        return cls._insert_deduped_or_found(session, values)[0]
+
+    @staticmethod
+    def _insert_deduped_or_found(session: Session, values: dict[str, Any]) -> tuple[Job, bool]:
+        """(the job, whether this call inserted it)."""
         for _ in range(3):  # the holder may finish between our insert and our read
             # Looking first spares an id: a refused INSERT still uses up a sequence value.
-            found = session.jobs("job_by_active_dedupe_key", values) or session.jobs(
-                "job_insert", values
-            )
+            found = session.jobs("job_by_active_dedupe_key", values)
             if found:
-                return found[0]
+                return found[0], False
+            inserted = session.jobs("job_insert", values)
+            if inserted:
+                return inserted[0], True
         raise DatabaseBusy(
             f"dedupe key {values['dedupe_key']!r} kept changing hands; nothing was enqueued,"
             " try again"
@@ -159,6 +208,9 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
             applied: dict[int, Job] = {}
             refused: list[int] = []
             completions = [(i, o) for i, o in enumerate(outcomes) if o.kind == OutcomeKind.DONE]
+            for _, o in completions:  # a result goes in first, under the same guard
+                if o.result is not None:
+                    session.run("job_result_set", _result_params(o))
             for i, outcome in enumerate(outcomes):
                 if outcome.kind == OutcomeKind.DONE:
                     continue
@@ -168,7 +220,9 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
                     refused.append(i)
             if completions:
                 held = [o for _, o in completions]
-                done = {j.id: j for j in self._complete_held(session, held, consumer_id, now)}
+                finished = self._complete_held(session, held, consumer_id, now)
+                notify_dependents(session, finished)
+                done = {j.id: j for j in finished}
                 for i, outcome in completions:
                     job = done.pop(outcome.job_id, None)  # a repeated outcome is refused
                     if job is None:
@@ -245,7 +299,9 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
         if outcome.kind == OutcomeKind.DONE:
             # The guarded statement alone decides; only a refusal reads the job, to tell
             # JobNotFound from LeaseLost.
-            for job in self._complete_held(session, [outcome], actor, now):
+            params = {**_result_params(outcome), "now": now, "actor": actor}
+            for job in session.jobs("job_complete", params):
+                notify_dependents(session, [job])
                 return job
             self._held(session, outcome.job_id, outcome.lease_token)
             raise LeaseLost(outcome.job_id)
@@ -253,9 +309,27 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
         move = outcome_move(job, outcome, self._current_settings())
         return self._apply(session, job, move, actor or job.consumer_id or "consumer", now)
 
-    def complete(self, job_id: int, lease_token: str) -> Job:
-        """processing -> done. Raises ``LeaseLost`` if the caller no longer holds the job."""
-        return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.DONE))
+    def complete(
+        self, job_id: int, lease_token: str, *, result: Any = None, connection: object = None
+    ) -> Job:
+        """processing -> done. Raises ``LeaseLost`` if the caller no longer holds the job.
+
+        ``result``: a JSON value stored with the job (``Job.result``; None stores none).
+        ``connection``: complete inside your own open transaction on that connection, so
+        your writes and the completion commit together or not at all. If the lease is gone
+        it raises ``LeaseLost`` and dooms that transaction (rolled back on SQLite, aborted
+        on PostgreSQL): a zombie's writes can never commit with a completion."""
+        text = None
+        if result is not None:
+            limit = self.settings.max_payload_bytes
+            text = encode_json(result, f"the result of job {job_id}", limit)
+        outcome = Outcome(job_id, lease_token, OutcomeKind.DONE, result=text)
+        if connection is None:
+            return self._settle_one(outcome)
+        try:
+            return self._settle_one(outcome, connection=connection)
+        except JobNotFound:  # refused all the same: the caller's writes must not commit
+            raise LeaseLost(job_id, f"job {job_id} does not exist (any more)") from None
 
     def fail(self, job_id: int, lease_token: str, error: str, *, retryable: bool = True) -> Job:
         """processing -> failed (retry after backoff) or permanently_failed (dead letter)
@@ -266,7 +340,7 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
         """processing -> pending at once, giving the attempt back (e.g. on SIGTERM)."""
         return self._settle_one(Outcome(job_id, lease_token, OutcomeKind.RELEASE, reason))
 
-    def _settle_one(self, outcome: Outcome) -> Job:
+    def _settle_one(self, outcome: Outcome, *, connection: object = None) -> Job:
         self._refresh_runtime()
         freeing = self._slot_limited_queues()
 
@@ -276,8 +350,28 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
                 session.notify([job.queue])
             return job
 
-        # The completion reads only after a miss.
+        if connection is not None:  # a refusal dooms the caller's transaction
+            return self._write(body, connection=connection)
+        # The completion reads only after a miss (and its result is in the statement).
         return self.driver.write(body, single_statement=outcome.kind == OutcomeKind.DONE)
+
+    def progress(
+        self, job_id: int, lease_token: str, fraction: float, message: str | None = None
+    ) -> None:
+        """Record how far the held job got (0..1, and a short text), shown by ``pq show``
+        and the consoles while it runs. Not a transition: no history row, no fsync wait (a
+        power cut may lose the latest figure, never an outcome). Raises ``LeaseLost`` if
+        the caller no longer holds the job: a zombie cannot write progress."""
+        value, text = check_progress(fraction, message)
+
+        def body(session: Session) -> None:
+            params = {"id": job_id, "token": lease_token, "progress": value,
+                      "message": text, "now": self._now()}  # fmt: skip
+            if session.one("job_progress", params) is None:
+                self._held(session, job_id, lease_token)
+                raise LeaseLost(job_id)
+
+        self.driver.write(body, durable=False, single_statement=True)
 
     def heartbeat(
         self, job_id: int, lease_token: str, *, lease_seconds: float | None = None
@@ -338,3 +432,20 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules):
 
     def _lease(self, value: float | None) -> float:
         return lease_seconds(self._current_settings(), value)
+
+
+def _checked(
+    item: str | EnqueueRequest, settings: QueueSettings
+) -> tuple[dict[str, Any], tuple[int, ...], DependencyFailure]:
+    """One enqueue request checked: its row values, the jobs it waits for, its policy."""
+    if isinstance(item, str):
+        return enqueue_values(item, settings), (), DependencyFailure.CANCEL
+    policy = item.on_dependency_failure
+    if policy is not DependencyFailure.CANCEL:  # the default costs no check (the hot path)
+        policy = check_dependency_failure(policy)
+    after = check_after(item.after) if item.after else ()
+    return enqueue_values(item, settings), after, DependencyFailure(policy)
+
+
+def _result_params(outcome: Outcome) -> dict[str, Any]:
+    return {"id": outcome.job_id, "token": outcome.lease_token, "result": outcome.result}

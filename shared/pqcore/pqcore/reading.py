@@ -12,7 +12,21 @@ from typing import Any
 from pqcore.core import QueueCore
 from pqcore.driver import Session, Sql
 from pqcore.exceptions import DatabaseReadOnly, InvalidArgument
-from pqcore.models import Consumer, Job, JobEvent, JobFilter, Page, Stats, ThroughputBucket
+from pqcore.failures import error_pattern, exception_name, pattern_like
+from pqcore.models import (
+    Consumer,
+    FailureGroup,
+    Job,
+    JobCursor,
+    JobEvent,
+    JobFilter,
+    JobOrder,
+    Page,
+    QueueThroughput,
+    SortedPage,
+    Stats,
+    ThroughputBucket,
+)
 from pqcore.states import JobState
 from pqcore.validation import (
     check_id,
@@ -25,6 +39,17 @@ from pqcore.validation import (
 # stats() folds PostgreSQL's final-state count deltas back into one row per
 # (queue, status) once there are this many, keeping the sum it reads short.
 FOLD_DELTAS_AT = 1000
+
+# What page_jobs sorts by: fixed column names, never text from a caller.
+ORDER_COLUMNS = {
+    JobOrder.CREATED: "id",
+    JobOrder.PRIORITY: "priority",
+    JobOrder.RUN_AT: "run_at",
+    JobOrder.UPDATED_AT: "updated_at",
+    JobOrder.ATTEMPTS: "attempts",
+}
+INTEGER_COLUMNS = frozenset({"id", "priority", "attempts"})
+WALK_SHARE = 10  # see _walk_order_index
 
 
 class Reading(QueueCore):
@@ -52,14 +77,16 @@ class Reading(QueueCore):
         scope = "" if queue is None else "_for_queue"
         params = {"now": self._now(), "queue": queue}
 
-        def body(session: Session) -> tuple[list[Any], Any, Any, list[str]]:
+        def body(session: Session) -> tuple[list[Any], Any, Any, list[str], Any]:
             rows = session.all("counts_by_status" + scope, params)
             oldest = session.one("oldest_runnable_pending_age" + scope, params)
             stalled = session.one("stalled_count" + scope, params)
             paused = [r["queue"] for r in session.all("controls_all") if r["paused"]]
-            return rows, oldest and oldest["age"], stalled["n"] if stalled else 0, paused
+            waiting = session.one("waiting_count" + scope, params)
+            return (rows, oldest and oldest["age"], stalled["n"] if stalled else 0, paused,
+                    waiting["n"] if waiting else 0)  # fmt: skip
 
-        rows, age, stalled, paused = self.driver.read(body, snapshot=True)
+        rows, age, stalled, paused, waiting = self.driver.read(body, snapshot=True)
         if sum(int(r["deltas"]) for r in rows) >= FOLD_DELTAS_AT:
             try:
                 self.driver.write(lambda s: s.run("count_deltas_fold"), single_statement=True)
@@ -75,6 +102,7 @@ class Reading(QueueCore):
             dead_letter=counts[JobState.PERMANENTLY_FAILED.value],
             total=sum(counts.values()),
             paused_queues=[q for q in paused if queue is None or q == queue],
+            waiting=int(waiting),
         )
 
     def list_jobs(
@@ -109,10 +137,105 @@ class Reading(QueueCore):
         jobs = self.driver.read(lambda s: s.jobs(statement, params))
         return Page(jobs[:limit], jobs[limit - 1].id if len(jobs) > limit else None)
 
+    def page_jobs(
+        self,
+        flt: JobFilter | None = None,
+        *,
+        order: JobOrder = JobOrder.CREATED,
+        descending: bool = True,
+        limit: int = 50,
+        after: JobCursor | None = None,
+        before: JobCursor | None = None,
+    ) -> SortedPage:
+        """A page of the jobs matching the filter, sorted by ``order`` (ties by id).
+
+        Keyset paging in both directions: ``after`` gives the page that follows a row,
+        ``before`` the page that ends just before one. Each page is read from its cursor
+        on (``jobs_by_*`` indexes), never with an OFFSET: page 20,000 costs what page 2
+        costs.
+        """
+        check_limit(limit, 1000, minimum=1)
+        order = JobOrder(order)
+        if after is not None and before is not None:
+            raise InvalidArgument("give after or before, not both")
+        flt = flt or JobFilter()
+        column = ORDER_COLUMNS[order]
+        where, params = filter_sql(flt, unindexed_status=self._walk_order_index(flt, order))
+        cursor = after if after is not None else before
+        backward = before is not None
+        # Backward reads walk away from the cursor the other way, then turn the rows round.
+        walk_descending = descending != backward
+        direction, compare = ("DESC", "<") if walk_descending else ("ASC", ">")
+        params["limit"] = limit + 1
+        keys = f"{column} {direction}, id {direction}" if column != "id" else f"id {direction}"
+        base = " AND ".join(where)
+        if cursor is None:
+            text = f"SELECT * FROM jobs WHERE {base} ORDER BY {keys} LIMIT :limit"
+        elif column == "id":
+            params["cursor_id"] = check_id(cursor.id)
+            text = (
+                f"SELECT * FROM jobs WHERE {base} AND id {compare} :cursor_id"
+                f" ORDER BY {keys} LIMIT :limit"
+            )
+        else:
+            params["cursor_id"] = check_id(cursor.id)
+            value = finite(cursor.value, "the cursor's value")
+            params["cursor_value"] = int(value) if column in INTEGER_COLUMNS else value
+            # Two clean ranges of the (column, id) index, the rows tied with the cursor
+            # and those beyond its value; (column, id) < (v, i) would be read as
+            # column <= v and skip rows one by one: page 20,000 would cost 20,000 pages.
+            text = (
+                "SELECT * FROM ("
+                f" SELECT * FROM (SELECT * FROM jobs WHERE {base} AND {column} = :cursor_value"
+                f" AND id {compare} :cursor_id ORDER BY id {direction} LIMIT :limit) AS tied"
+                " UNION ALL"
+                f" SELECT * FROM (SELECT * FROM jobs WHERE {base}"
+                f" AND {column} {compare} :cursor_value ORDER BY {keys} LIMIT :limit) AS beyond"
+                f") AS page ORDER BY {keys} LIMIT :limit"
+            )
+        rows = self.driver.read(lambda s: s.jobs(Sql(text), params))
+        more = len(rows) > limit
+        jobs = rows[:limit]
+        if backward:
+            jobs.reverse()
+        if not jobs:
+            return SortedPage([], None, None)
+
+        def place(job: Job) -> JobCursor:
+            return JobCursor(float(getattr(job, column)), job.id)
+
+        if backward:
+            return SortedPage(jobs, place(jobs[-1]), place(jobs[0]) if more else None)
+        return SortedPage(
+            jobs, place(jobs[-1]) if more else None, place(jobs[0]) if after is not None else None
+        )
+
+    def _walk_order_index(self, flt: JobFilter, order: JobOrder) -> bool:
+        """Whether a status filter should be checked row by row along the sort's index
+        rather than read from (status, id) and sorted: when the statuses cover at least
+        a tenth of the jobs, fifty of them are found within a few hundred index rows,
+        while sorting them all would cost a second at a million. The counts come from
+        the counts the triggers keep (no scan)."""
+        if order is JobOrder.CREATED or not flt.statuses:
+            return False
+        if flt.text or flt.error_group or flt.created_after or flt.created_before:
+            return False  # the other filters decide the cost; leave it to the planner
+        scope = "" if flt.queue is None else "_for_queue"
+        rows = self._select("counts_by_status" + scope, {"queue": flt.queue})
+        total = sum(int(r["n"]) for r in rows)
+        wanted = {JobState(s).value for s in flt.statuses}
+        matched = sum(int(r["n"]) for r in rows if r["status"] in wanted)
+        return total > 0 and matched * WALK_SHARE >= total
+
     def count_jobs(self, flt: JobFilter | None = None) -> int:
         """How many jobs match the filter."""
         flt = flt or JobFilter()
-        if flt.text is None and flt.created_after is None and flt.created_before is None:
+        if (
+            flt.text is None
+            and flt.created_after is None
+            and flt.created_before is None
+            and not flt.error_group
+        ):
             stats = self.stats(flt.queue)  # from the counts: no table scan
             wanted = flt.statuses or tuple(JobState)
             return sum(stats.counts[JobState(s).value] for s in wanted)
@@ -163,6 +286,37 @@ class Reading(QueueCore):
         failed jobs and the newest ``sample`` dead-lettered jobs, most frequent first."""
         params = {"limit": check_limit(limit, 1000), "sample": check_sample(sample)}
         return [(r["reason"], int(r["n"])) for r in self._select("failure_reasons", params)]
+
+    def failure_groups(self, *, limit: int = 10, sample: int = 10_000) -> list[FailureGroup]:
+        """The most frequent failure reasons among the newest ``sample`` failed and the
+        newest ``sample`` dead-lettered jobs, errors that differ only in paths, numbers
+        and ids taken as one (``pqcore.failures``), most frequent first. Each group's
+        ``pattern`` is a filter: ``JobFilter(error_group=pattern)``."""
+        check_limit(limit, 1000)
+        rows = self._select("failure_samples", {"sample": check_sample(sample)})
+        groups: dict[str, list[Any]] = {}
+        for row in rows:  # newest first within each state
+            pattern = error_pattern(row["error"])
+            entry = groups.setdefault(pattern, [0, 0, row["error"]])
+            entry[0] += 1
+            entry[1] += row["status"] == JobState.PERMANENTLY_FAILED.value
+        ranked = sorted(groups.items(), key=lambda item: (-item[1][0], item[0]))[:limit]
+        return [
+            FailureGroup(pattern, exception_name(pattern), n, int(dead), str(example)[:500])
+            for pattern, (n, dead, example) in ranked
+        ]
+
+    def queue_throughput(self, since: float) -> dict[str, QueueThroughput]:
+        """Per queue, the jobs enqueued, completed and failed from ``since`` on (from the
+        history: its cost grows with the transitions in the window, not with the table)."""
+        since = finite(since, "since")
+        rows = self._select("throughput_by_queue", {"since": since})
+        return {
+            r["queue"]: QueueThroughput(
+                r["queue"], int(r["enqueued"]), int(r["completed"]), int(r["failed"])
+            )
+            for r in rows
+        }
 
     def attempts_histogram(self, *, sample: int = 10_000) -> dict[int, int]:
         """attempts -> how many of the newest ``sample`` jobs tried at least once made that
@@ -219,18 +373,24 @@ class Reading(QueueCore):
         return (rows[0]["holder"], float(rows[0]["expires_at"])) if rows else None
 
 
-def filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
-    """WHERE fragments (fixed text) and their parameters for a job filter."""
+def filter_sql(
+    flt: JobFilter, *, unindexed_status: bool = False
+) -> tuple[list[str], dict[str, Any]]:
+    """WHERE fragments (fixed text) and their parameters for a job filter.
+
+    ``unindexed_status`` keeps SQLite's planner off the (status, id) index (the
+    ``{unindexed}`` macro), so a sorted page walks its sort's index instead."""
     where: list[str] = []
     params: dict[str, Any] = {}
+    status = "{unindexed}status" if unindexed_status else "status"
     if len(flt.statuses) == 1:
-        where.append("status = :status")  # lets the planner walk (status, id) in order
+        where.append(f"{status} = :status")  # lets the planner walk (status, id) in order
         params["status"] = JobState(flt.statuses[0]).value
     elif flt.statuses:
         # Enum values, never user text: written into the statement, where both planners
         # read an IN list best.
         states = sorted({JobState(s).value for s in flt.statuses})
-        where.append("status IN (" + ", ".join(f"'{s}'" for s in states) + ")")
+        where.append(f"{status} IN (" + ", ".join(f"'{s}'" for s in states) + ")")
     if flt.queue is not None:
         where.append("queue = :queue")
         params["queue"] = flt.queue
@@ -244,6 +404,14 @@ def filter_sql(flt: JobFilter) -> tuple[list[str], dict[str, Any]]:
     if flt.created_before is not None:
         where.append("created_at < :created_before")
         params["created_before"] = float(flt.created_before)
+    if flt.error_group:
+        # A whole line of the error matches the group's pattern: the text between two
+        # newlines, once the error is wrapped in newlines.
+        where.append(
+            "(CAST(:nl AS TEXT) || error || CAST(:nl AS TEXT)) LIKE :error_group ESCAPE '\\'"
+        )
+        params["nl"] = "\n"
+        params["error_group"] = "%\n" + pattern_like(flt.error_group) + "\n%"
     if not where:
         where.append("1 = 1")
     return where, params

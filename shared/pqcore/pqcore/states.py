@@ -55,6 +55,14 @@ class OutcomeKind(enum.StrEnum):
     RELEASE = "release"  # given back unfinished (shutdown): the attempt is returned
 
 
+class DependencyFailure(enum.StrEnum):
+    """What a job does when a job it waits for ends permanently_failed or cancelled
+    (the database applies it: migrations 0005, jobs_dependents_resolve)."""
+
+    CANCEL = "cancel"  # it is cancelled too (and so are the jobs waiting for it)
+    RUN = "run"  # it runs anyway, once every other job it waits for has finished
+
+
 class ConsumerState(enum.StrEnum):
     """A consumer process as the registry (``consumers`` table) knows it."""
 

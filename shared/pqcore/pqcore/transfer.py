@@ -1,6 +1,7 @@
 """``pq migrate-backend``: move a queue from SQLite to PostgreSQL without losing a job.
 
-Jobs, their history and the consumer registry are copied with their ids, in one
+Jobs (with their results, progress and dependencies), their history and the consumer
+registry are copied with their ids, in one
 transaction on the target, while the source's write lock is held (so nothing changes
 under the copy). Counts and id sums are compared before the target commits; on any
 difference the target is rolled back and the source was never changed. Leadership is
@@ -28,6 +29,7 @@ TARGET = sql.load_raw("transfer_postgresql")
 TABLES = (
     ("jobs_all", "copy_jobs"),
     ("events_all", "copy_events"),
+    ("dependencies_all", "copy_dependencies"),  # after the jobs: job_id is a foreign key
     ("consumers_all", "copy_consumers"),
     # Operators' state: pauses and limits, runtime settings, their audit trail, schedules.
     # (claim_log is left behind: the source is idle, so its rate windows are over.)

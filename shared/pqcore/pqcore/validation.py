@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -12,13 +13,15 @@ from typing import Any
 from pqcore.config import QueueSettings
 from pqcore.exceptions import InvalidArgument, PayloadTooLarge
 from pqcore.models import EnqueueRequest
-from pqcore.states import Transition
+from pqcore.states import DependencyFailure, Transition
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_DEDUPE_KEY = 1024
 MAX_ERROR_TEXT = 8 * 1024
 MAX_PRIORITY = 1_000_000
 MAX_BATCH = 10_000
+MAX_DEPENDENCIES = 10_000
+MAX_PROGRESS_MESSAGE = 1024
 
 # Operator actions by name, as the CLI and consoles offer them.
 OPERATOR_ACTIONS = {
@@ -87,7 +90,78 @@ def enqueue_values(item: str | EnqueueRequest, settings: QueueSettings) -> dict[
         "dedupe_key": request.dedupe_key,
         "max_attempts": max_attempts,
         "concurrency_key": check_key(request.concurrency_key, "concurrency key"),
+        "waiting_for": 0,  # set from the dependencies inside the enqueue's transaction
     }
+
+
+def check_after(after: object) -> tuple[int, ...]:
+    """The ids of the jobs a new job waits for: ids or anything with an ``id`` (a Job, a
+    task handle), each once, in the order given."""
+    if after is None:
+        return ()
+    if isinstance(after, str | bytes) or not hasattr(after, "__iter__"):
+        after = [after]
+    ids: dict[int, None] = {}
+    for item in after:
+        ids[check_id(getattr(item, "id", item))] = None
+    if len(ids) > MAX_DEPENDENCIES:
+        raise InvalidArgument(f"a job may wait for at most {MAX_DEPENDENCIES} jobs, not {len(ids)}")
+    return tuple(ids)
+
+
+def check_dependency_failure(value: object) -> DependencyFailure:
+    try:
+        return DependencyFailure(str(value))
+    except ValueError:
+        valid = ", ".join(p.value for p in DependencyFailure)
+        raise InvalidArgument(
+            f"on_dependency_failure must be one of {valid}, not {value!r}"
+        ) from None
+
+
+def encode_json(value: object, what: str, max_bytes: int) -> str:
+    """``value`` as compact JSON text, refusing what would not come back the same: only
+    str, int, float (finite), bool, None, lists (tuples arrive as lists) and dicts with
+    str keys; at most ``max_bytes`` of UTF-8."""
+    check_json_value(value, what)
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    size = len(text.encode("utf-8"))
+    if size > max_bytes:
+        raise PayloadTooLarge(f"{what} is {size} bytes as JSON; the limit is {max_bytes}"
+                              " (PQ_MAX_PAYLOAD_BYTES)")  # fmt: skip
+    return text
+
+
+def check_json_value(value: object, what: str, depth: int = 0) -> None:
+    if depth > 100:
+        raise InvalidArgument(f"{what} is nested more than 100 levels deep")
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidArgument(f"{what} holds {value!r}, which JSON cannot carry")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_json_value(item, what, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidArgument(
+                    f"{what} holds a dict key {key!r} ({type(key).__name__}): JSON keys are text"
+                )
+            check_json_value(item, what, depth + 1)
+        return
+    raise InvalidArgument(
+        f"{what} holds a {type(value).__name__} ({_short(value)}), which is not JSON: pass"
+        " str, int, float, bool, None, lists and dicts with str keys"
+    )
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check_key(value: str | None, what: str) -> str | None:
@@ -169,3 +243,15 @@ def clip_error(text: str | None) -> str | None:
     if len(text) > MAX_ERROR_TEXT:
         return text[: MAX_ERROR_TEXT - 20] + "... [truncated]"
     return text
+
+
+def check_progress(fraction: object, message: object) -> tuple[float, str | None]:
+    value = finite(fraction, "progress")
+    if not 0.0 <= value <= 1.0:
+        raise InvalidArgument(f"progress is a fraction from 0 to 1, not {fraction!r}")
+    if message is not None:
+        if not isinstance(message, str):
+            raise InvalidArgument("a progress message must be text")
+        if len(message) > MAX_PROGRESS_MESSAGE:
+            message = message[: MAX_PROGRESS_MESSAGE - 3] + "..."
+    return value, message

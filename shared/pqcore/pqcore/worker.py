@@ -35,11 +35,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any
 
 from pqcore.exceptions import InvalidArgument
 from pqcore.models import Job, Outcome, SettleResult
 from pqcore.queue import Queue
 from pqcore.states import OutcomeKind
+from pqcore.validation import encode_json
 from pqcore.validation import lease_seconds as check_lease
 
 DEFAULT_BATCH = 32
@@ -118,8 +120,13 @@ class Worker:
             if remaining <= 0 or not self.queue.wait_for_jobs(remaining, self.queues):
                 return None
 
-    def done(self, job: Job) -> None:
-        self._record(Outcome(job.id, _token(job), OutcomeKind.DONE))
+    def done(self, job: Job, *, result: Any = None) -> None:
+        """``result``: a JSON value stored with the job (checked here: a bad one raises)."""
+        text = None
+        if result is not None:
+            limit = self.queue.settings.max_payload_bytes
+            text = encode_json(result, f"the result of job {job.id}", limit)
+        self._record(Outcome(job.id, _token(job), OutcomeKind.DONE, result=text))
 
     def fail(self, job: Job, error: str, *, retryable: bool = True) -> None:
         self._record(Outcome(job.id, _token(job), OutcomeKind.FAILED, error, retryable))

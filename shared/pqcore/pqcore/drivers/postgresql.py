@@ -37,8 +37,10 @@ DIALECT = sql.Dialect(
     now="CAST(coalesce({param}, extract(epoch FROM transaction_timestamp())) AS float8)",
     in_list="= ANY({param})",
     macros={
+        "unindexed": "",  # the planner has statistics of its own
         "skip_locked": "FOR UPDATE SKIP LOCKED",
         "lock_row": "FOR UPDATE",
+        "lock_dependency": "FOR NO KEY UPDATE",
         "new_token": "replace(gen_random_uuid()::text, '-', '')",
     },
     escape_percent=True,
@@ -134,12 +136,15 @@ def _retryable(error: BaseException) -> bool:
 
 
 class PostgresSession(Session):
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, borrowed: bool = False) -> None:
         self.conn = conn
         self.queues: set[str] = set()
+        self.borrowed = borrowed  # the caller's connection: its row factory is its own
 
     def _execute(self, query: str, params: Params | None) -> psycopg.Cursor[dict[str, Any]]:
         statement = _dynamic(query) if isinstance(query, Sql) else QUERIES[query]
+        if self.borrowed:
+            return self.conn.cursor(row_factory=dict_row).execute(statement, params or {})
         return self.conn.execute(statement, params or {})
 
     def all(self, query: str, params: Params | None = None) -> list[Row]:
@@ -172,6 +177,15 @@ class PostgresSession(Session):
             self.queues.clear()
 
 
+IDENTITY = QUERIES["database_identity"]
+SAVEPOINT, RELEASE, ROLLBACK_TO = (
+    b"SAVEPOINT pq_borrowed",
+    b"RELEASE SAVEPOINT pq_borrowed",
+    b"ROLLBACK TO SAVEPOINT pq_borrowed",
+)
+FENCE = b"SELECT pq_fence(%(id)s)"
+
+
 class PostgresDriver(Driver):
     """One queue database: a connection pool per process, transactions on it."""
 
@@ -191,6 +205,8 @@ class PostgresDriver(Driver):
         self._pool: ConnectionPool[Connection] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
+        self._identity: Any = None  # this database's (IDENTITY), read on first need
+        self._same_database: dict[tuple[int, int], bool] = {}  # callers' connections checked
         with self.connect(autocommit=True) as conn:  # bad URL, refused, auth: reported here
             self.migrate(conn)
         self.listener = Listener(lambda: self.connect(autocommit=True))
@@ -295,7 +311,74 @@ class PostgresDriver(Driver):
         except Exception:  # the server may be down: the retry reports it
             pass
 
+    # ------------------------------------------------------------ the caller's transaction
+
+    def borrowed(self, connection: Any, body: Body[T]) -> T:
+        """On a psycopg (3) connection of the caller's to this database. Wake-ups: the
+        NOTIFY is sent in the caller's transaction, so consumers wake when it commits."""
+        if not isinstance(connection, psycopg.Connection):
+            raise errors.InvalidArgument(
+                "connection= on a PostgreSQL queue takes a psycopg (3) connection to the"
+                f" queue's database, not {type(connection).__name__}"
+            )
+        conn = connection
+        state = conn.info.transaction_status
+        if state == psycopg.pq.TransactionStatus.INERROR:
+            raise errors.InvalidArgument(
+                "the connection's transaction has already failed: roll it back first"
+            )
+        if state == psycopg.pq.TransactionStatus.IDLE and conn.autocommit:
+            raise errors.InvalidArgument(
+                "the connection is in autocommit mode with no transaction open: BEGIN one"
+                " first (conn.transaction()), so that the queue's writes commit with yours"
+            )
+        try:
+            self._check_same_database(conn)
+            conn.execute(SAVEPOINT)
+            session = PostgresSession(conn, borrowed=True)
+            try:
+                result = body(session)
+                session.send_notifications()
+            except errors.LeaseLost as lost:
+                conn.execute(ROLLBACK_TO)
+                try:  # abort the caller's transaction: its writes can never commit now
+                    conn.execute(FENCE, {"id": lost.job_id})
+                except psycopg.Error:
+                    pass
+                raise
+            except BaseException:
+                if not (conn.broken or conn.closed):
+                    conn.execute(ROLLBACK_TO)
+                    conn.execute(RELEASE)
+                raise
+            conn.execute(RELEASE)
+            return result
+        except psycopg.Error as error:
+            raise translate(error, self.where) from None
+
+    def _check_same_database(self, conn: Connection) -> None:
+        key = (id(conn), conn.info.backend_pid)
+        if self._same_database.get(key):
+            return
+        theirs = conn.cursor(row_factory=dict_row).execute(IDENTITY).fetchone()
+        if self._identity is None:
+            self._identity = self._run(_identity, transaction=False)
+        if theirs != self._identity:
+            name = theirs["name"] if theirs else "?"
+            raise errors.InvalidArgument(
+                f"the connection is to database {name!r}, not to the queue's database"
+                f" ({self.where})"
+            )
+        if len(self._same_database) > 256:
+            self._same_database.clear()
+        self._same_database[key] = True
+
     # ------------------------------------------------------------ clock, wake-ups, audit
+
+    def wake(self, queues: Iterable[str]) -> None:
+        names = sorted(set(queues))
+        if names:
+            self._run(lambda s: s.run("pq_wake", {"queues": names}), transaction=False)
 
     def now(self) -> None:
         return None  # the server's: see DIALECT.now
@@ -357,6 +440,10 @@ class PostgresDriver(Driver):
                 f"PostgreSQL at {self.where} has pq schema version {current};"
                 f" this pq knows up to {latest}"
             )
+
+
+def _identity(session: Session) -> Any:
+    return session.one("database_identity")
 
 
 @functools.lru_cache(maxsize=512)

@@ -36,8 +36,10 @@ DIALECT = sql.Dialect(
     now="{param}",  # always passed in: the host's clock or the one a test injects
     in_list="IN (SELECT value FROM json_each({param}))",  # list parameters go as JSON
     macros={
+        "unindexed": "+",  # unary plus: the planner leaves that column's index alone
         "skip_locked": "",
         "lock_row": "",  # one writer at a time: the transaction itself is the lock
+        "lock_dependency": "",
         "new_token": "lower(hex(randomblob(16)))",
     },
 )
@@ -133,12 +135,17 @@ def _is_busy(error: sqlite3.Error) -> bool:
 
 
 class SQLiteSession(Session):
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, *, borrowed: bool = False) -> None:
         self.conn = conn
         self.rings = False
+        self.borrowed = borrowed  # the caller's connection: its row factory is its own
 
     def _execute(self, query: str, params: Params | None) -> sqlite3.Cursor:
         statement = sql.render_dynamic(query, DIALECT) if isinstance(query, Sql) else QUERIES[query]
+        if self.borrowed:
+            cursor = self.conn.cursor()
+            cursor.row_factory = sqlite3.Row
+            return cursor.execute(statement, _adapt(params))
         return self.conn.execute(statement, _adapt(params))
 
     def all(self, query: str, params: Params | None = None) -> list[Row]:
@@ -256,6 +263,8 @@ class SQLiteDriver(Driver):
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
         conn.execute("PRAGMA foreign_keys = ON")
+        # A cancelled dependent's own dependents follow it (migrations: 0005's trigger).
+        conn.execute("PRAGMA recursive_triggers = ON")
 
     def _discard(self, conn: sqlite3.Connection) -> None:
         """Close this thread's connection after an I/O error; the next call opens a new one."""
@@ -393,7 +402,72 @@ class SQLiteDriver(Driver):
                 raise translate(error, self.path) from None
         raise AssertionError("unreachable")
 
+    # ------------------------------------------------------------ the caller's transaction
+
+    def borrowed(self, connection: Any, body: Body[T]) -> T:
+        """On a ``sqlite3.Connection`` of the caller's to this file. Wake-ups: the doorbell
+        cannot ring when the caller commits; waiting consumers find the jobs at their next
+        re-check (``recheck_seconds``), or at once if the caller calls ``Queue.wake``."""
+        if not isinstance(connection, sqlite3.Connection):
+            raise errors.InvalidArgument(
+                "connection= on a SQLite queue takes a sqlite3.Connection to the queue's file,"
+                f" not {type(connection).__name__}"
+            )
+        conn = connection
+        try:
+            self._check_same_file(conn)
+            if not conn.in_transaction:
+                if _autocommits(conn):
+                    raise errors.InvalidArgument(
+                        "the connection is in autocommit mode with no transaction open: BEGIN"
+                        " one first, so that the queue's writes commit with yours"
+                    )
+                conn.execute("BEGIN IMMEDIATE")  # what the sqlite3 module would open anyway
+            recursive = conn.execute("PRAGMA recursive_triggers").fetchone()[0]
+            if not recursive:
+                conn.execute("PRAGMA recursive_triggers = ON")
+            try:
+                return self._in_savepoint(conn, body)
+            finally:
+                if not recursive:
+                    conn.execute("PRAGMA recursive_triggers = OFF")
+        except sqlite3.Error as error:
+            raise translate(error, self.path) from None
+
+    def _in_savepoint(self, conn: sqlite3.Connection, body: Body[T]) -> T:
+        conn.execute("SAVEPOINT pq_borrowed")
+        try:
+            result = body(SQLiteSession(conn, borrowed=True))
+        except errors.LeaseLost:
+            if conn.in_transaction:  # fenced: the caller's writes must not commit either
+                conn.execute("ROLLBACK")
+            raise
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK TO pq_borrowed")
+                conn.execute("RELEASE pq_borrowed")
+            raise
+        conn.execute("RELEASE pq_borrowed")
+        return result
+
+    def _check_same_file(self, conn: sqlite3.Connection) -> None:
+        files = {row[1]: row[2] for row in conn.execute("PRAGMA database_list")}
+        main = files.get("main") or ""
+        try:
+            same = bool(main) and self.path != ":memory:" and os.path.samefile(main, self.path)
+        except OSError:
+            same = False
+        if not same:
+            raise errors.InvalidArgument(
+                f"the connection is to {main or 'an in-memory database'!r}, not to the queue's"
+                f" database {self.path}"
+            )
+
     # ------------------------------------------------------------ clock, wake-ups, audit
+
+    def wake(self, queues: Iterable[str]) -> None:
+        if self.doorbell is not None and set(queues):
+            self.doorbell.ring()
 
     def now(self) -> float:
         return time.time()
@@ -463,6 +537,12 @@ def split_statements(script: str) -> list[str]:
 
 _JOB_FIELDS = tuple(Job.__dataclass_fields__)
 _STATUS_AT = _JOB_FIELDS.index("status")
+_FLAG_AT = _JOB_FIELDS.index("has_dependents")
+
+
+def _autocommits(conn: sqlite3.Connection) -> bool:
+    """True when the sqlite3 module would run the queue's statements each on its own."""
+    return getattr(conn, "autocommit", None) is True or conn.isolation_level is None
 
 
 def _adapt(params: Params | None) -> Params:
@@ -486,5 +566,6 @@ def _jobs(cursor: sqlite3.Cursor) -> list[Job]:
     for row in rows:
         values = [row[i] for i in order]
         values[_STATUS_AT] = STATE_BY_VALUE[values[_STATUS_AT]]
+        values[_FLAG_AT] = values[_FLAG_AT] == 1
         jobs.append(Job(*values))
     return jobs

@@ -28,7 +28,7 @@ _MACRO = re.compile(r"\{(\w+)\}")
 _IN_LIST = re.compile(r"IN_LIST\(:(\w+)\)")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 # Written once for every dialect; a name may appear in only one of them.
-SHARED = ("queries", "controls", "schedules", "settings")
+SHARED = ("queries", "controls", "schedules", "settings", "tasks")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)  # hashed by identity: one per driver

@@ -65,7 +65,7 @@ SELECT queue, concurrency_key, :now FROM jobs WHERE id IN_LIST(:ids);
 
 -- name: runnable_wait_for_queue
 SELECT CASE WHEN min(run_at) <= :now THEN 0.0 ELSE min(run_at) - :now END AS wait
-  FROM jobs WHERE status = 'pending' AND queue = :queue;
+  FROM jobs WHERE status = 'pending' AND waiting_for = 0 AND queue = :queue;
 
 -- ---------------------------------------------------------------- limited claims
 
@@ -73,7 +73,7 @@ SELECT CASE WHEN min(run_at) <= :now THEN 0.0 ELSE min(run_at) - :now END AS wai
 -- Queue-wide limits only: the caller has already cut :limit to what they allow.
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
-     WHERE status = 'pending' AND queue = :queue AND run_at <= :now
+     WHERE status = 'pending' AND waiting_for = 0 AND queue = :queue AND run_at <= :now
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
 )
@@ -96,7 +96,7 @@ WITH running AS (
            row_number() OVER (PARTITION BY concurrency_key
                               ORDER BY priority DESC, run_at, id) AS place
       FROM jobs
-     WHERE status = 'pending' AND queue = :queue AND run_at <= :now
+     WHERE status = 'pending' AND waiting_for = 0 AND queue = :queue AND run_at <= :now
 ), picked AS MATERIALIZED (
     SELECT r.id FROM ranked AS r
       LEFT JOIN running AS c ON c.k = r.k

@@ -52,3 +52,13 @@ SELECT t.queue, t.data, 'pending', t.priority, coalesce(t.run_at, :now + t.delay
                              concurrency_key, ord)
  ORDER BY t.ord
 RETURNING *;
+
+-- name: database_identity
+-- What tells this database from every other (a caller's connection given as connection=
+-- must be to it): its name and oid, and when its server started. SQLite compares files.
+SELECT current_database() AS name, pg_postmaster_start_time()::text AS started,
+       (SELECT oid FROM pg_database WHERE datname = current_database())::bigint AS oid;
+
+-- name: pq_wake
+-- Queue.wake: a notification outside any transaction (SQLite rings its doorbell instead).
+SELECT pg_notify('pq_jobs', q) FROM unnest(CAST(:queues AS text[])) AS q;

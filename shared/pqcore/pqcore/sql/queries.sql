@@ -5,6 +5,8 @@
 --   {skip_locked}      row locks a concurrent claimer skips (nothing on SQLite, which
 --                      has one writer at a time)
 --   {new_token}        a fresh random lease token
+--   {unindexed}        before a column: keep SQLite's planner off its index (a unary
+--                      plus); nothing on PostgreSQL, whose planner has statistics
 --   {active_states}    the states a dedupe key is unique among (pqcore.states)
 --   {final_states}     the states no one moves a job out of on their own
 --   IN_LIST(:name)     membership in a list parameter
@@ -21,19 +23,22 @@
 -- name: job_insert
 -- One job. A job whose dedupe key an active job holds is not inserted (no row).
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
-                  dedupe_key, concurrency_key, created_at, updated_at, last_action, last_actor)
+                  dedupe_key, concurrency_key, waiting_for, created_at, updated_at,
+                  last_action, last_actor)
 VALUES (:queue, :data, 'pending', :priority, coalesce(:run_at, :now + :delay), 0,
-        :max_attempts, :dedupe_key, :concurrency_key, :now, :now, 'enqueue', :actor)
+        :max_attempts, :dedupe_key, :concurrency_key, :waiting_for, :now, :now,
+        'enqueue', :actor)
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND status IN {active_states}
 DO NOTHING
 RETURNING *;
 
 -- name: job_insert_plain_one
 -- One job without a dedupe key: no conflict is possible, so no upsert to pay for.
+-- :waiting_for counts the jobs it depends on that have not finished (0: claimable).
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
-                  concurrency_key, created_at, updated_at, last_action, last_actor)
+                  concurrency_key, waiting_for, created_at, updated_at, last_action, last_actor)
 VALUES (:queue, :data, 'pending', :priority, coalesce(:run_at, :now + :delay), 0,
-        :max_attempts, :concurrency_key, :now, :now, 'enqueue', :actor)
+        :max_attempts, :concurrency_key, :waiting_for, :now, :now, 'enqueue', :actor)
 RETURNING *;
 
 -- name: job_by_active_dedupe_key
@@ -48,6 +53,9 @@ SELECT :now AS now;
 
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
+
+-- name: last_event_for_job
+SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id DESC LIMIT 1;
 
 -- name: dedupe_keys_known
 -- Any state: the partial unique index covers active jobs only, so this may scan.
@@ -69,12 +77,19 @@ SELECT * FROM job_events
 -- subquery once per outer row and claim more than :limit jobs.
 -- These claims skip every queue with a queue_controls row (paused or limited): those
 -- are claimed by controls.sql's queries, under their limits.
+-- A job waiting for dependencies (waiting_for > 0) is never a candidate: the claim
+-- indexes hold only pending rows at 0, and every claim and wait names the same condition
+-- (status = 'pending' AND waiting_for = 0, so both planners use those partial indexes).
+-- The UPDATE below does not repeat it: picked rows are locked with the condition
+-- rechecked (PostgreSQL) or under the one writer's lock (SQLite), and naming it there
+-- would let PostgreSQL's planner walk the whole claim index to find the picked ids.
 
 -- name: _claim_picked
 UPDATE jobs
    SET status = 'processing', attempts = attempts + 1, consumer_id = :consumer_id,
        lease_token = {new_token}, lease_expires_at = :now + :lease_seconds,
        started_at = :now, finished_at = NULL, updated_at = :now,
+       progress = NULL, progress_message = NULL, progress_at = NULL,
        last_action = 'claim', last_actor = :consumer_id, last_detail = NULL
  WHERE id IN (SELECT id FROM picked) AND status = 'pending'
 RETURNING *;
@@ -82,7 +97,7 @@ RETURNING *;
 -- name: claim_one_queue
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
-     WHERE status = 'pending' AND queue = :queue AND run_at <= :now
+     WHERE status = 'pending' AND waiting_for = 0 AND queue = :queue AND run_at <= :now
        AND NOT EXISTS (SELECT 1 FROM queue_controls WHERE queue = :queue)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
@@ -92,7 +107,8 @@ WITH picked AS MATERIALIZED (
 -- name: claim_in_queues
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
-     WHERE status = 'pending' AND queue IN_LIST(:queues) AND run_at <= :now
+     WHERE status = 'pending' AND waiting_for = 0 AND queue IN_LIST(:queues)
+       AND run_at <= :now
        AND queue NOT IN (SELECT queue FROM queue_controls)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
@@ -102,7 +118,7 @@ WITH picked AS MATERIALIZED (
 -- name: claim_any_queue
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs
-     WHERE status = 'pending' AND run_at <= :now
+     WHERE status = 'pending' AND waiting_for = 0 AND run_at <= :now
        AND queue NOT IN (SELECT queue FROM queue_controls)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit {skip_locked}
@@ -111,13 +127,15 @@ WITH picked AS MATERIALIZED (
 
 -- name: runnable_wait
 -- 0 when a job is runnable now, else the seconds until the next pending job comes due,
--- measured on the queue's clock; NULL when nothing is pending.
+-- measured on the queue's clock; NULL when nothing is pending. Jobs waiting for
+-- dependencies are not counted: a waiter sleeps until a finishing job rings for them.
 SELECT CASE WHEN min(run_at) <= :now THEN 0.0 ELSE min(run_at) - :now END AS wait
-  FROM jobs WHERE status = 'pending' AND queue NOT IN (SELECT queue FROM queue_controls);
+  FROM jobs WHERE status = 'pending' AND waiting_for = 0
+   AND queue NOT IN (SELECT queue FROM queue_controls);
 
 -- name: runnable_wait_in_queues
 SELECT CASE WHEN min(run_at) <= :now THEN 0.0 ELSE min(run_at) - :now END AS wait
-  FROM jobs WHERE status = 'pending' AND queue IN_LIST(:queues)
+  FROM jobs WHERE status = 'pending' AND waiting_for = 0 AND queue IN_LIST(:queues)
    AND queue NOT IN (SELECT queue FROM queue_controls);
 
 -- ---------------------------------------------------------------- the lease holder
@@ -212,11 +230,13 @@ DELETE FROM jobs
 -- ---------------------------------------------------------------- stats
 
 -- name: oldest_runnable_pending_age
-SELECT :now - min(run_at) AS age FROM jobs WHERE status = 'pending' AND run_at <= :now;
+-- Waiting for dependencies is not waiting for a consumer: those jobs are not counted.
+SELECT :now - min(run_at) AS age FROM jobs
+ WHERE status = 'pending' AND waiting_for = 0 AND run_at <= :now;
 
 -- name: oldest_runnable_pending_age_for_queue
 SELECT :now - min(run_at) AS age FROM jobs
- WHERE status = 'pending' AND run_at <= :now AND queue = :queue;
+ WHERE status = 'pending' AND waiting_for = 0 AND run_at <= :now AND queue = :queue;
 
 -- name: stalled_count
 SELECT count(*) AS n FROM jobs WHERE status = 'processing' AND lease_expires_at < :now;
@@ -344,6 +364,30 @@ SELECT reason, count(*) AS n
  GROUP BY reason
  ORDER BY n DESC, reason
  LIMIT :limit;
+
+-- name: failure_samples
+-- The errors of the newest failed and dead-lettered jobs, newest first in each state,
+-- for pqcore.failures to group (a traceback's last line can be far into the text).
+SELECT status, error FROM (SELECT status, error FROM jobs
+                            WHERE status = 'permanently_failed' AND error IS NOT NULL
+                            ORDER BY id DESC LIMIT :sample) AS dead
+UNION ALL
+SELECT status, error FROM (SELECT status, error FROM jobs
+                            WHERE status = 'failed' AND error IS NOT NULL
+                            ORDER BY id DESC LIMIT :sample) AS failed;
+
+-- name: throughput_by_queue
+-- The history of the window (job_events_at), each row's queue from its job.
+SELECT j.queue AS queue,
+       sum(CASE WHEN e.action = 'enqueue' THEN 1 ELSE 0 END) AS enqueued,
+       sum(CASE WHEN e.action IN ('complete', 'mark_done') THEN 1 ELSE 0 END) AS completed,
+       sum(CASE WHEN e.action IN ('fail', 'dead_letter', 'mark_failed') THEN 1 ELSE 0 END)
+           AS failed
+  FROM job_events AS e
+  JOIN jobs AS j ON j.id = e.job_id
+ WHERE e.at >= :since
+ GROUP BY j.queue
+ ORDER BY j.queue;
 
 -- name: attempts_histogram
 -- Jobs never tried (a pending backlog) say nothing about retries: skipped.

@@ -52,7 +52,7 @@ SELECT CAST(at / :bucket AS INTEGER) * :bucket AS start,
 -- claim; the claim-order index walks them in order and stops at :limit.
 WITH picked AS MATERIALIZED (
     SELECT id FROM jobs INDEXED BY jobs_claim_any
-     WHERE status = 'pending' AND run_at <= :now
+     WHERE status = 'pending' AND waiting_for = 0 AND run_at <= :now
        AND queue NOT IN (SELECT queue FROM queue_controls)
      ORDER BY priority DESC, run_at, id
      LIMIT :limit

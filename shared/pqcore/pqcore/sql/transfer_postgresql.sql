@@ -2,8 +2,8 @@
 -- transaction that holds the tables exclusively until it commits.
 
 -- name: lock_tables
-LOCK TABLE jobs, job_events, consumers, queue_controls, settings, audit_log, schedules
-    IN EXCLUSIVE MODE;
+LOCK TABLE jobs, job_events, job_dependencies, consumers, queue_controls, settings,
+    audit_log, schedules IN EXCLUSIVE MODE;
 
 -- name: job_count
 SELECT count(*) AS n FROM jobs;
@@ -11,7 +11,12 @@ SELECT count(*) AS n FROM jobs;
 -- name: copy_jobs
 COPY jobs (id, queue, data, status, priority, run_at, attempts, max_attempts, error,
            consumer_id, lease_token, lease_expires_at, dedupe_key, created_at, updated_at,
-           started_at, finished_at, concurrency_key) FROM STDIN;
+           started_at, finished_at, concurrency_key, result, progress, progress_message,
+           progress_at, waiting_for, has_dependents) FROM STDIN;
+
+-- name: copy_dependencies
+COPY job_dependencies (job_id, depends_on, on_failure, created_at, resolved_at, resolution)
+FROM STDIN;
 
 -- name: copy_events
 COPY job_events (id, job_id, at, from_status, to_status, action, actor, attempt, detail)
@@ -52,6 +57,9 @@ SELECT setval(pg_get_serial_sequence('job_events', 'id'),
 SELECT (SELECT count(*) FROM jobs) AS jobs,
        (SELECT count(*) FROM job_events) AS events,
        (SELECT count(*) FROM consumers) AS consumers,
+       (SELECT count(*) FROM job_dependencies) AS dependencies,
+       (SELECT count(*) FROM job_dependencies WHERE resolved_at IS NULL) AS open_dependencies,
+       (SELECT coalesce(sum(waiting_for), 0) FROM jobs) AS waiting_for_sum,
        (SELECT coalesce(sum(id), 0) FROM jobs) AS job_id_sum,
        (SELECT coalesce(sum(id), 0) FROM job_events) AS event_id_sum;
 

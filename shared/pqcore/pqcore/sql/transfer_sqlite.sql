@@ -10,14 +10,20 @@ SELECT id FROM consumers
 SELECT id FROM jobs WHERE status = 'processing' AND lease_expires_at > :now ORDER BY id;
 
 -- name: jobs_all
+-- has_dependents is 0/1 here; the target's column is boolean (COPY reads 0 and 1 as such).
 SELECT id, queue, data, status, priority, run_at, attempts, max_attempts, error,
        consumer_id, lease_token, lease_expires_at, dedupe_key, created_at, updated_at,
-       started_at, finished_at, concurrency_key
+       started_at, finished_at, concurrency_key, result, progress, progress_message,
+       progress_at, waiting_for, has_dependents
   FROM jobs ORDER BY id;
 
 -- name: events_all
 SELECT id, job_id, at, from_status, to_status, action, actor, attempt, detail
   FROM job_events ORDER BY id;
+
+-- name: dependencies_all
+SELECT job_id, depends_on, on_failure, created_at, resolved_at, resolution
+  FROM job_dependencies ORDER BY job_id, depends_on;
 
 -- name: consumers_all
 SELECT id, host, pid, queues, started_at, last_heartbeat, state, current_job_id,
@@ -50,6 +56,9 @@ SELECT coalesce(max(seq), 0) FROM sqlite_sequence WHERE name = 'jobs';
 SELECT (SELECT count(*) FROM jobs) AS jobs,
        (SELECT count(*) FROM job_events) AS events,
        (SELECT count(*) FROM consumers) AS consumers,
+       (SELECT count(*) FROM job_dependencies) AS dependencies,
+       (SELECT count(*) FROM job_dependencies WHERE resolved_at IS NULL) AS open_dependencies,
+       (SELECT coalesce(sum(waiting_for), 0) FROM jobs) AS waiting_for_sum,
        (SELECT coalesce(sum(id), 0) FROM jobs) AS job_id_sum,
        (SELECT coalesce(sum(id), 0) FROM job_events) AS event_id_sum;
 

@@ -1,0 +1,1 @@
+"""Example applications built on pq (each has its own README)."""

@@ -1,0 +1,1 @@
+"""A small order-import application on pq tasks: see README.md."""
