@@ -45,6 +45,7 @@ stack-local: setup ## the Docker stack with 5 consumers, images built from a loc
 	bash deploy/scripts/wheelhouse.sh
 	bash deploy/scripts/make-secrets.sh
 	BASE_IMAGE=pq-ci-base:bookworm PIP_NO_INDEX=1 PROMETHEUS_IMAGE=pq-ci-prometheus:local \
+		POSTGRES_IMAGE=$${POSTGRES_IMAGE:-pq-ci-postgres:local} \
 		docker compose up -d --build --scale consumer=5 producer consumer manager admin ops prometheus
 
 dashboards: setup ## regenerate grafana/dashboards/*.json from grafana/generate.py

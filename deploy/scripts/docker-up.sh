@@ -3,17 +3,23 @@
 #   1. starts dockerd in the background when `docker info` does not answer;
 #   2. makes the local Python base image (debootstrap + docker import), reusing a
 #      `docker save` of it from the cache dir, so a reused CI machine skips debootstrap;
-#   3. makes a Prometheus image from that base and the host's Debian prometheus binary.
+#   3. makes a Prometheus image from that base and the host's Debian prometheus binary;
+#   4. makes a PostgreSQL image from that base and Debian's postgresql package
+#      (deploy/docker/postgres: the compose `postgres` profile's POSTGRES_IMAGE).
 # Prints nothing on success but the image names: BASE_IMAGE=... PROMETHEUS_IMAGE=...
+# POSTGRES_IMAGE=...
 #
 # Settings (environment): PQ_CI_CACHE (default /var/cache/pq-ci), PQ_BASE_IMAGE
 # (default pq-ci-base:bookworm), PQ_PROMETHEUS_IMAGE (default pq-ci-prometheus:local),
-# DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# PQ_POSTGRES_IMAGE (default pq-ci-postgres:local), DEBIAN_MIRROR (default
+# http://deb.debian.org/debian).
 set -euo pipefail
 
 CACHE=${PQ_CI_CACHE:-/var/cache/pq-ci}
 BASE_IMAGE=${PQ_BASE_IMAGE:-pq-ci-base:bookworm}
 PROMETHEUS_IMAGE=${PQ_PROMETHEUS_IMAGE:-pq-ci-prometheus:local}
+POSTGRES_IMAGE=${PQ_POSTGRES_IMAGE:-pq-ci-postgres:local}
+POSTGRES_CONTEXT="$(cd "$(dirname "$0")/../docker/postgres" && pwd)"
 MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # The recipe is part of the cache key: change it and the cached base is rebuilt.
 BASE_RECIPE="debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm"
@@ -104,10 +110,27 @@ DOCKERFILE
     rm -rf "$context"
 }
 
+make_postgres_image() {
+    # apt-get inside the build (Debian's mirror is reachable from containers); Docker's
+    # layer cache makes a rebuild with nothing changed take about a second.
+    local log
+    log=$(mktemp)
+    docker build -q -t "$POSTGRES_IMAGE" --build-arg "BASE_IMAGE=$BASE_IMAGE" \
+        "$POSTGRES_CONTEXT" >/dev/null 2>"$log" || {
+        log "building $POSTGRES_IMAGE failed:"
+        tail -n 30 "$log" >&2
+        rm -f "$log"
+        exit 1
+    }
+    rm -f "$log"
+}
+
 start_dockerd
 make_base_image
+make_postgres_image
 if command -v prometheus >/dev/null || [ -x /usr/bin/prometheus ]; then
     make_prometheus_image
 fi
 echo "BASE_IMAGE=$BASE_IMAGE"
 echo "PROMETHEUS_IMAGE=$PROMETHEUS_IMAGE"
+echo "POSTGRES_IMAGE=$POSTGRES_IMAGE"

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info(
             "consumer {} started: db={} jobs_dir={} work={}-{}s lease={}s grace={}s",
             consumer_id,
-            q.settings.db,
+            q.driver.where,  # a URL without its password
             settings.jobs_dir,
             settings.work_min,
             settings.work_max,

@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info(
             "manager {} started: db={} rescue every {}s, health check every {}s, stall timeout {}s",
             manager_id,
-            queue.settings.db,
+            queue.driver.where,  # a URL without its password
             settings.rescue_interval,
             settings.check_interval,
             settings.stall_timeout,

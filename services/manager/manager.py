@@ -30,6 +30,7 @@ from typing import TypeVar
 from loguru import logger
 
 from pqcore import Job, JobState, PQError, Queue, TickResult
+from pqcore.rescue import ClockWatch, ConfirmedRescue
 from pqcore.schedules import MAX_GRACE_SECONDS, MISFIRE_GRACE_SECONDS
 from services.common import liveness
 from services.common.signals import StopRequest
@@ -109,6 +110,8 @@ class Manager:
         self.is_leader = False
         self._announced: bool | None = None  # the role last logged
         self._event_cursor = 0
+        self.lease_rescue = ConfirmedRescue(queue, clock=clock)
+        self.clock_watch = ClockWatch(clock=clock)
 
     def run(self) -> int:
         self._event_cursor = self.queue.last_event_id()
@@ -205,12 +208,14 @@ class Manager:
         metrics.CYCLE_SECONDS.observe(time.monotonic() - started)
 
     def rescue_cycle(self) -> None:
+        self._step("read the queue's clock", self._watch_clock)
         self._step("rescue expired leases", self._rescue_expired)
         self._step("schedule retries", self._schedule_retries)
         self._step("mark dead consumers", self._mark_dead_consumers)
         self._step("announce dead letters", self._announce_dead_letters)
 
     def health_cycle(self) -> None:
+        self._step("read the queue's clock", self._watch_clock)
         self._step("rescue stalled jobs", self._rescue_stalled)
         if self.settings.retention > 0:
             self._step("purge done jobs", self._purge_done)
@@ -261,16 +266,30 @@ class Manager:
             )
 
     def _rescue_expired(self) -> None:
+        # Confirmed: a lease found expired is rescued only if a look half its lease
+        # later (this host's monotonic clock) finds it still unrenewed, so a wall-clock
+        # step of the queue's clock (the database host's, or on SQLite this host's)
+        # takes no job from a live holder (pqcore.rescue).
         for _ in range(MAX_BATCHES):
-            jobs = self.queue.rescue_expired(limit=BATCH)
+            jobs = self.lease_rescue.rescue_expired(limit=BATCH)
             for job in jobs:
                 self._rescued(job, "lease_expired")
             if len(jobs) < BATCH:
                 return
 
+    def _watch_clock(self) -> None:
+        keep = max(self.settings.stall_timeout, self.settings.consumer_timeout)
+        self.clock_watch.sample(self.queue.clock_now(), keep=keep)
+
     def _rescue_stalled(self) -> None:
+        # A forward step of the queue's clock ages every running job at once: the
+        # timeout grows by the step while jobs started before it can still run.
+        step = self.clock_watch.forward_step(self.settings.stall_timeout)
+        longer = self.settings.stall_timeout + step
+        if step:
+            logger.warning("queue clock stepped {:.0f}s: stall timeout {:.0f}s", step, longer)
         for _ in range(MAX_BATCHES):
-            jobs = self.queue.rescue_stalled(self.settings.stall_timeout, limit=BATCH)
+            jobs = self.queue.rescue_stalled(longer, limit=BATCH)
             for job in jobs:
                 self._rescued(job, "stall_timeout")
             if len(jobs) < BATCH:
@@ -332,7 +351,10 @@ class Manager:
                 return
 
     def _mark_dead_consumers(self) -> None:
-        for consumer_id in self.queue.consumers_mark_dead(self.settings.consumer_timeout):
+        # Likewise a forward step silences every consumer at once until its next beat.
+        timeout = self.settings.consumer_timeout
+        timeout += self.clock_watch.forward_step(timeout)
+        for consumer_id in self.queue.consumers_mark_dead(timeout):
             metrics.CONSUMERS_MARKED_DEAD.inc()
             logger.warning(
                 "consumer {} declared dead (no heartbeat for {}s)",

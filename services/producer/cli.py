@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info(
             "producer {} started: db={} jobs_dir={} interval={}s count={}",
             producer_id,
-            queue.settings.db,
+            queue.driver.where,  # a URL without its password
             args.jobs_dir,
             args.interval,
             "unlimited" if args.count is None else args.count,

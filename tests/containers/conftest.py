@@ -63,6 +63,8 @@ while True:
             "consumer_id": job.consumer_id,
             "actions": [e.action for e in events],
             "completed_by": [e.actor for e in events if e.action == "complete"],
+            "done_transitions": sum(1 for e in events if e.to_status.value == "done"),
+            "events": [[e.action, e.at, e.actor] for e in events],
         })
     if page.next_cursor is None:
         break
@@ -300,6 +302,8 @@ def docker_env(tmp_path_factory: pytest.TempPathFactory) -> DockerEnv:
     settings = {
         "BASE_IMAGE": images["BASE_IMAGE"],
         "PROMETHEUS_IMAGE": images["PROMETHEUS_IMAGE"],
+        # The postgres profile's server: Debian's postgresql on the local base.
+        "POSTGRES_IMAGE": images["POSTGRES_IMAGE"],
         "PIP_NO_INDEX": "1",
         "PQ_IMAGE_PREFIX": IMAGE_PREFIX,
         "PQ_CONSOLE_USERS_FILE": str(secrets_dir / "console-users.json"),

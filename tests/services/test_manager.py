@@ -148,7 +148,8 @@ def test_manager_events_reach_subscribers_without_blocking_the_cycle(
     for subscriber in (slow, broken, received.append):
         bus.subscribe(subscriber)
     settings = ManagerSettings(backlog_threshold=1, oldest_pending_threshold=5, consumer_timeout=60)
-    manager = Manager(queue, settings, manager_id="m1", bus=bus)
+    monotonic = FakeClock()  # the manager's own clock, which confirms expired leases
+    manager = Manager(queue, settings, manager_id="m1", bus=bus, clock=monotonic)
     manager._event_cursor = queue.last_event_id()
 
     crashed = queue.enqueue("jobs/crashed.txt").id
@@ -160,6 +161,8 @@ def test_manager_events_reach_subscribers_without_blocking_the_cycle(
     queue.enqueue("jobs/waiting-1.txt")
     queue.enqueue("jobs/waiting-2.txt")
     clock.advance(100)
+    assert manager.lease_rescue.rescue_expired() == []  # first look: the lease is noted
+    monotonic.advance(5)  # half of its 10 s lease later, still unrenewed: rescued
 
     manager.rescue_cycle()  # returns although `slow` blocks the delivery thread
     manager.health_cycle()

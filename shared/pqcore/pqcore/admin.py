@@ -4,6 +4,7 @@ leadership and the doctor's audit."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from pqcore.core import QueueCore
@@ -150,6 +151,32 @@ class Administration(QueueCore):
     def rescue_expired(self, *, limit: int = 1000) -> list[Job]:
         """Processing jobs whose lease expired -> pending (or dead letter when out of attempts)."""
         return self._rescue("expired_leases", {"limit": limit}, "lease expired")
+
+    def expired_leases(self, *, limit: int = 1000) -> list[Job]:
+        """Processing jobs whose lease has expired by the queue's clock; nothing moves.
+        The first look of a confirmed rescue (``pqcore.rescue.ConfirmedRescue``)."""
+        params = {"limit": check_limit(limit), "now": self._now()}
+        return self.driver.read(lambda s: s.jobs("expired_leases_read", params))
+
+    def rescue_unrenewed(self, seen: Sequence[Job], *, why: str = "lease expired") -> list[Job]:
+        """The second look: rescue each job of ``seen`` (read by ``expired_leases``) whose
+        lease is still exactly the one seen (same token, same expiry: never renewed
+        since) and still expired. Jobs renewed, settled or moved meanwhile stay as they
+        are. Returns the jobs moved (pending, or dead letter when out of attempts)."""
+        leases = {job.id: (job.lease_token, job.lease_expires_at) for job in seen}
+        if not leases:
+            return []
+
+        def body(session: Session) -> list[Job]:
+            now = self._now()
+            params = {"ids": sorted(leases), "now": now}
+            return [
+                self._apply(session, job, rescue_move(job, why), "manager", now)
+                for job in session.jobs("expired_leases_among", params)
+                if leases[job.id] == (job.lease_token, job.lease_expires_at)
+            ]
+
+        return self.driver.write(body)
 
     def rescue_stalled(self, stall_timeout: float, *, limit: int = 1000) -> list[Job]:
         """Processing jobs started longer than ``stall_timeout`` ago, even if heartbeating."""

@@ -249,6 +249,11 @@ class Reading(QueueCore):
     def _select(self, query: str, params: dict[str, Any] | None = None) -> list[Any]:
         return self.driver.read(lambda s: s.all(query, params or {}))
 
+    def clock_now(self) -> float:
+        """The queue's current time, the clock every lease and retry is compared with
+        (PostgreSQL: the server's, not this host's)."""
+        return float(self._select("clock_now", {"now": self._now()})[0]["now"])
+
     def queue_names(self) -> list[str]:
         """Names of the queues that hold jobs, sorted."""
         return [row["queue"] for row in self._select("queue_names")]

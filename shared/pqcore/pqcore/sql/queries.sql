@@ -194,6 +194,18 @@ SELECT * FROM jobs
  WHERE status = 'processing' AND lease_expires_at < :now
  ORDER BY lease_expires_at, id LIMIT :limit {skip_locked};
 
+-- name: expired_leases_read
+-- The same, read only (no lock): the first look of a confirmed rescue.
+SELECT * FROM jobs
+ WHERE status = 'processing' AND lease_expires_at < :now
+ ORDER BY lease_expires_at, id LIMIT :limit;
+
+-- name: expired_leases_among
+-- The expired leases among :ids, locked, for a rescue confirmed by a second look.
+SELECT * FROM jobs
+ WHERE status = 'processing' AND lease_expires_at < :now AND id IN_LIST(:ids)
+ ORDER BY lease_expires_at, id {skip_locked};
+
 -- name: stalled_processing
 SELECT * FROM jobs
  WHERE status = 'processing' AND started_at < :now - :stall_timeout
