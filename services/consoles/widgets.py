@@ -27,7 +27,7 @@ from pqcore import (
 )
 from pqcore.exceptions import past_tense
 from pqcore.states import can
-from services.consoles import common, filters, urls
+from services.consoles import common, filters, taskview, urls
 from services.consoles.auth import User
 from services.consoles.common import age, relative, when, when_full
 
@@ -91,6 +91,7 @@ def status_metrics(stats: Stats) -> None:
         )
     counts = stats.counts
     values = [(STATUS_LABELS[s].capitalize(), f"{counts[s.value]:,}") for s in STATUS_LABELS]
+    values += [("Waiting for other jobs", f"{stats.waiting:,}")] if stats.waiting else []
     values += [("Oldest pending", age(stats.oldest_pending_age)), ("Stalled", f"{stats.stalled:,}")]
     # Boxes as wide as their labels, wrapping onto a second row on a narrow screen, so
     # no label is ever cut ("Failed (retryi…").
@@ -111,7 +112,7 @@ TABLE_COLUMNS = {
     "attempts": (72, "attempts made / allowed"),
     "run at": (82, "when it is (or was) due to run, from now"),
     "updated": (82, "its last change, from now"),
-    "payload": (140, "the payload (whole on the job's page)"),
+    "task / payload": (140, "the task call, or the payload (whole on the job's page)"),
     "error": (None, "the last error (whole on the job's page)"),
 }
 
@@ -121,13 +122,13 @@ def jobs_frame(jobs: Sequence[Job], now: float) -> pd.DataFrame:
         [
             {
                 "id": j.id,
-                "status": STATUS_LABELS[j.status],
+                "status": taskview.status_text(j),
                 "queue": j.queue,
                 "priority": j.priority,
                 "attempts": f"{j.attempts}/{j.max_attempts}",
                 "run at": relative(j.run_at, now),
                 "updated": relative(j.updated_at, now),
-                "payload": j.data if len(j.data) <= 200 else j.data[:197] + "...",
+                "task / payload": taskview.what(j),
                 "error": common_error_line(j.error),
             }
             for j in jobs
@@ -277,6 +278,7 @@ def job_detail(queue: Queue, job_id: int, user: User, key: str) -> None:
     show_flashes(f"job-{job.id}")
     job_actions(job, events[-1].id if events else None, user, key)
     job_summary(job, now)
+    taskview.task_section(queue, job, now)
     st.markdown("**Payload**")
     pretty, is_json = payload_text(job.data)
     st.code(pretty, language="json" if is_json else None, wrap_lines=True)

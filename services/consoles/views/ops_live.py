@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from pqcore import ConsumerState, JobFilter, JobState
-from services.consoles import charts, common, urls, widgets
+from services.consoles import charts, common, taskview, urls, widgets
 
 SILENT_AFTER = 30.0  # seconds without a heartbeat before a live consumer is flagged
 RUNNING_SHOWN = 20
@@ -62,7 +62,7 @@ def live() -> None:
                                 "id": j.id,
                                 "consumer": j.consumer_id,
                                 "lease expired": common.age(now - (j.lease_expires_at or now)),
-                                "payload": j.data[:60],
+                                "task / payload": taskview.what(j, 60),
                             }
                             for j in stalled
                         ]
@@ -84,13 +84,24 @@ def live() -> None:
                             "consumer": j.consumer_id,
                             "running for": common.age(now - (j.started_at or now)),
                             "attempt": f"{j.attempts}/{j.max_attempts}",
-                            "payload": j.data[:60],
+                            "progress": taskview.progress_cell(j),
+                            "says": j.progress_message or "",
+                            "task / payload": taskview.what(j, 80),
                         }
                         for j in running.jobs
                     ]
                 ),
                 hide_index=True,
                 width="stretch",
+                column_config={
+                    "progress": st.column_config.ProgressColumn(
+                        "progress",
+                        min_value=0.0,
+                        max_value=1.0,
+                        format="percent",
+                        help="what the task last reported (ctx.progress)",
+                    ),
+                },
             )
             st.caption(
                 f"Newest {RUNNING_SHOWN} shown. To stop one, look it up below and cancel it:"
