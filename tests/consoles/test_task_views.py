@@ -85,9 +85,7 @@ def test_a_waiting_job_says_what_it_waits_for(console_env, task_jobs: dict[str, 
     shown = texts(at)
     assert "not claimable until 1 more" in shown  # the finished one no longer counts
     [waits] = [f.value for f in at.dataframe if "if it fails" in f.value.columns]
-    assert sorted(waits["job"]) == sorted(
-        f"?job={task_jobs[k]}" for k in ("running", "finished")
-    )
+    assert sorted(waits["job"]) == sorted(f"?job={task_jobs[k]}" for k in ("running", "finished"))
     assert set(waits["now"]) == {"processing", "done"}
 
 
