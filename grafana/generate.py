@@ -22,9 +22,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from grafana_foundation_sdk.builders import dashboard, prometheus, stat, timeseries
-from grafana_foundation_sdk.builders.common import GraphThresholdsStyleConfig
+from grafana_foundation_sdk.builders.common import (
+    GraphThresholdsStyleConfig,
+    ScaleDistributionConfig,
+)
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
-from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode
+from grafana_foundation_sdk.models.common import GraphThresholdsStyleMode, ScaleDistribution
 from grafana_foundation_sdk.models.dashboard import (
     DataSourceRef,
     GridPos,
@@ -86,7 +89,14 @@ def queue_overview() -> dashboard.Dashboard:
         )
         .with_panel(
             place(timeseries.Panel(), 1, "Jobs by status", 0, 0, 12)
-            .description("Read from the database by the manager at each scrape.")
+            .description(
+                "Read from the database by the manager at each scrape. A logarithmic axis"
+                " (linear below 1, so empty states sit at 0): three dead letters stay"
+                " visible beside a million done jobs."
+            )
+            .scale_distribution(
+                ScaleDistributionConfig().type(ScaleDistribution.SYMLOG).log(10).linear_threshold(1)
+            )
             .with_target(query("A", "max by (status) (pq_queue_jobs)", "{{status}}"))
         )
         .with_panel(

@@ -132,5 +132,12 @@ def test_make_stack_local_runs_work_through_five_consumers(user_stack: Stack) ->
         return bool(result) and result[0]["value"][1] == "5"
 
     wait_for(five_consumers_scraped, "Prometheus scraping five consumers", timeout=90, every=2)
+
+    def consoles_scraped() -> bool:
+        result = prometheus_query(port, "pq_console_login_failures_total")
+        return {r["metric"].get("job") for r in result} >= {"admin", "ops"}
+
+    # The consoles' own metrics (logins, lockouts) reach Prometheus too.
+    wait_for(consoles_scraped, "Prometheus scraping both consoles", timeout=90, every=2)
     down = prometheus_query(port, "up == 0")
     assert down == [], down

@@ -176,3 +176,12 @@ def test_the_sdk_is_built_for_the_grafana_that_compose_runs() -> None:
     grafana_version = image.rstrip("}").rsplit(":", 1)[1]
     sdk = version("grafana-foundation-sdk")  # <build>!<Grafana version>
     assert sdk.split("!")[-1] == grafana_version, (sdk, image)
+
+
+def test_jobs_by_status_keeps_small_states_visible_beside_done() -> None:
+    """Issue 16 §12: a linear axis drew three dead letters as nothing beside a million
+    done jobs; a logarithmic one (linear below 1 so that empty states sit at 0) does not."""
+    overview = json.loads((ROOT / "grafana" / "dashboards" / "queue-overview.json").read_text())
+    [panel] = [p for p in overview["panels"] if p["title"] == "Jobs by status"]
+    scale = panel["fieldConfig"]["defaults"]["custom"]["scaleDistribution"]
+    assert scale == {"type": "symlog", "log": 10, "linearThreshold": 1}
