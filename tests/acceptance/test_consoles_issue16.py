@@ -130,12 +130,16 @@ def first_cells(page: Page, rows: int = 1) -> list[list[str]]:
 
 
 def cells_once(page: Page, ready: Any, rows: int = 1, seconds: float = 15) -> list[list[str]]:
-    """``first_cells`` once ``ready(cells)`` holds: the grid redraws after its data."""
+    """``first_cells`` once ``ready(cells)`` holds: the grid redraws after its data, and
+    between the two its rows can be there without their cells (``[[]]``: not drawn yet,
+    which ``ready`` is never asked about)."""
     deadline = time.monotonic() + seconds
     while True:
         cells = first_cells(page, rows)
-        if ready(cells) or time.monotonic() > deadline:
+        if cells and all(cells) and ready(cells):
             return cells
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the grid did not show the rows wanted in {seconds:g}s: {cells}")
         page.wait_for_timeout(200)
 
 

@@ -207,6 +207,19 @@ class PowerLossSystem(System):
         return Counter((r["id"], r["op"]) for r in read_records(self.records / "operator.jsonl"))
 
 
+READY_WITHIN = 30.0  # seconds a harness process may take to open the queue
+
+
+def ready(proc: Proc) -> bool:
+    """The harness prints "<role> ready" once its queue is open (or it died trying)."""
+    if not proc.alive():
+        return True
+    try:
+        return " ready" in proc.output.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+
+
 def all_jobs(queue: Queue, flt: JobFilter | None = None) -> dict[int, Job]:
     jobs: dict[int, Job] = {}
     after = None
@@ -256,8 +269,14 @@ class CutLoop:
                     PQ_QUEUES="default")  # fmt: skip
         s.start("manager", PQ_RESCUE_INTERVAL=0.3, PQ_CHECK_INTERVAL=1, PQ_LEADER_TTL=2,
                 PQ_CONSUMER_TIMEOUT=5)  # fmt: skip
-        for i, role in enumerate(HARNESS_ROLES):
-            s.start_harness(role, self.seed * 1000 + epoch * 10 + i)
+        harness = [s.start_harness(role, self.seed * 1000 + epoch * 10 + i)
+                   for i, role in enumerate(HARNESS_ROLES)]  # fmt: skip
+        # The cut's moment counts from when every recorder is ready, not from its start:
+        # on a loaded machine starting Python took the whole window, and a whole run once
+        # went by without a single operator action to check.
+        deadline = time.monotonic() + READY_WITHIN
+        while not all(ready(p) for p in harness) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def epoch(self, epoch: int) -> None:
         torn = epoch % 4 >= 2
