@@ -16,7 +16,7 @@ from typing import Any
 import streamlit as st
 
 from pqcore import JobCursor, JobFilter, JobOrder, JobState, PQError, Queue, SortedPage
-from services.consoles import common, filters, urls, widgets
+from services.consoles import bulk, common, filters, urls, widgets
 from services.consoles.auth import User
 
 PAGE_SIZES = (25, 50, 100, 200)
@@ -140,7 +140,7 @@ def job_browser(
         lambda selection: _follow_click(selection, page, key, bound, order, descending),
     )  # fmt: skip
     _pager(page, number, key)
-    widgets.selection_actions(page.jobs, user, key)
+    bulk.selection_actions(page.jobs, user, key)
     return flt
 
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 from pqcore import JobState
-from services.consoles import browser, charts, common, widgets
+from services.consoles import browser, bulk, charts, common, widgets
 
 user = common.logged_in_user()
 st.header("Dead letter")
@@ -21,5 +21,5 @@ with common.queue() as queue:
         charts.failure_groups(queue, None, dead_only=True, limit=5)
     shown = browser.job_browser(queue, user, key="dead", fixed=(JobState.PERMANENTLY_FAILED,))
     if shown is not None:
-        widgets.filter_actions(queue, shown, user, "dead", expanded=bool(shown.error_group))
+        bulk.filter_actions(queue, shown, user, "dead", expanded=bool(shown.error_group))
 browser.auto_refresh("dead")

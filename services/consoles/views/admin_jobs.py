@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from services.consoles import browser, common, widgets
+from services.consoles import browser, bulk, common, widgets
 
 user = common.logged_in_user()
 st.header("Jobs")
@@ -12,5 +12,5 @@ with common.queue() as queue:
     shown = browser.job_browser(queue, user, key="jobs")
     if shown is not None:
         # From a failure reason's link: ready to resubmit every job of that reason.
-        widgets.filter_actions(queue, shown, user, "jobs", expanded=bool(shown.error_group))
+        bulk.filter_actions(queue, shown, user, "jobs", expanded=bool(shown.error_group))
 browser.auto_refresh("jobs")
