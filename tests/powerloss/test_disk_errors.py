@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sqlite3
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,6 +80,30 @@ def test_a_failed_fsync_is_an_error_and_the_connection_is_replaced(
     assert queue.doctor() == []
     queue.close()
     assert_clean_after_cut(faultfs, ["after the fault", "before the fault"])
+
+
+def test_a_failed_fsync_after_a_claim_loses_nothing_acknowledged(faultfs: FaultFS) -> None:
+    """A failed fsync marks the pages it did not write clean (as Linux does): a claim
+    committed without fsync lost its frames there, and every commit after it in the WAL
+    went with it at the cut (the WAL's checksum chain ends at the hole), while the
+    checkpoint had already copied them into the database. Claims now wait for the disk."""
+    db = str(faultfs.mountpoint / "queue.db")
+    with open_queue(db) as consumer, open_queue(db) as producer:
+        producer.enqueue_many(["job 0", "job 1", "job 2"])
+        [claimed] = consumer.claim("c1", limit=1)
+        faultfs.fault("eio_fsync", match="queue.db-wal", count=1)
+        with pytest.raises(StorageError):
+            producer.enqueue("its fsync fails")
+        producer.enqueue("acknowledged after the fault")
+        checkpoint = sqlite3.connect(db)
+        assert checkpoint.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[0] == 0
+        checkpoint.close()
+        faultfs.cut()
+    faultfs.remount()
+    with open_queue(db, create=False) as q:
+        assert q.doctor() == []
+        assert payloads(q) == ["acknowledged after the fault", "job 0", "job 1", "job 2"]
+        assert q.get(claimed.id).status is JobState.PROCESSING  # the claim was durable too
 
 
 def test_a_failed_write_mid_transaction_commits_nothing(faultfs: FaultFS, queue: Queue) -> None:
