@@ -34,7 +34,8 @@ Diagnostics: with ``PQ_FAULTFS_OPLOG=1`` the daemon appends every operation (lin
 unlink, rename, write, truncate, fsync with the blocks it wrote or dropped, fsyncdir,
 open, release, cut, torn blocks written) with the caller's pid as a JSON line to
 ``oplog.jsonl`` beside the backing directory, copies the disk as each cut left it to
-``cut-<time>/``, and the test fixture keeps the whole directory.
+``cut-<time>/`` (``PQ_FAULTFS_SNAPSHOTS=1``: only that, at full speed), and the test
+fixture keeps the whole directory.
 
 Run ``python -m tests.powerloss.faultfs BACKING MOUNTPOINT CONTROL_SOCKET``; the class
 ``FaultFS`` below starts, drives and stops it. Control: one JSON line per connection on
@@ -142,6 +143,7 @@ class Disk:
         self.oplog = None
         if os.environ.get("PQ_FAULTFS_OPLOG") == "1":
             self.oplog = open(backing.parent / "oplog.jsonl", "a", buffering=1)  # noqa: SIM115
+        self.snapshots = os.environ.get("PQ_FAULTFS_SNAPSHOTS") == "1"  # without the op log
         self._load()
         self.log("mount", next_ino=self.next_ino, durable=self.durable)
 
@@ -475,7 +477,7 @@ class Disk:
         self.dead = True
         self.last_cut = report
         self.log("cut", **report)
-        if self.oplog is not None:  # the disk as the cut left it, before anything reads it
+        if self.oplog is not None or self.snapshots:  # the disk as the cut left it
             shutil.copytree(self.backing, self.backing.parent / f"cut-{time.time():.3f}")
         return report
 
