@@ -17,6 +17,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -207,6 +208,21 @@ class PowerLossSystem(System):
         return Counter((r["id"], r["op"]) for r in read_records(self.records / "operator.jsonl"))
 
 
+def sqlite_note() -> str:
+    """The linked SQLite, and whether it has the WAL-reset bug: a race between connections
+    that write and checkpoint at once, which can corrupt a b-tree on a healthy disk
+    (https://sqlite.org/wal.html#walresetbug: 3.7.0 to 3.51.2; fixed in 3.51.3, 3.50.7
+    and 3.44.6)."""
+    version = sqlite3.sqlite_version_info
+    fixed = (
+        version >= (3, 51, 3)
+        or (3, 50, 7) <= version < (3, 51)
+        or ((3, 44, 6) <= version < (3, 45))
+    )
+    bug = "" if fixed else " (has the WAL-reset bug: https://sqlite.org/wal.html#walresetbug)"
+    return f"SQLite {sqlite3.sqlite_version}{bug}"
+
+
 def all_jobs(queue: Queue, flt: JobFilter | None = None) -> dict[int, Job]:
     jobs: dict[int, Job] = {}
     after = None
@@ -393,7 +409,7 @@ class CutLoop:
                 self.problem(f"{when} ({report}) lost: {newly_lost[:5]}")
         if problems:
             f.doctor_problems += len(problems)
-            self.problem(f"{when}: doctor: {problems}")
+            self.problem(f"{when}: doctor: {problems}; {sqlite_note()}")
 
     def final_audit(self) -> None:
         f, s = self.figures, self.system
