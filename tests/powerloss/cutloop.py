@@ -283,6 +283,7 @@ class CutLoop:
         report: dict[str, Any] | None = None
         if armed:
             time.sleep(self.rng.uniform(0.8, 1.5))
+            self.live_check(epoch)
             self.fs.arm_cut("*-wal", after=self.rng.randint(1, 40), torn=torn)
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:
@@ -293,6 +294,7 @@ class CutLoop:
                 time.sleep(0.02)
         else:
             time.sleep(self.rng.uniform(0.7, 2.5))
+            self.live_check(epoch)
         if report is None:  # timed, or the armed fsync did not come in time
             report = self.fs.cut(torn=torn)
         t1 = time.monotonic()
@@ -307,6 +309,23 @@ class CutLoop:
         self.check(f"cut {epoch + 1}", report)
         t3 = time.monotonic()
         self.timings.update(running=t1 - t0, remount=t2 - t1, check=t3 - t2)
+
+    def live_check(self, epoch: int) -> None:
+        """PQ_POWERLOSS_LIVE_CHECK=1 (diagnostics): quick_check the live database just
+        before the cut, so that a corruption found after it can be told apart from one
+        the live system already had."""
+        if os.environ.get("PQ_POWERLOSS_LIVE_CHECK") != "1":
+            return
+        try:
+            conn = sqlite3.connect(self.system.db, timeout=10)
+            try:
+                found = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+            finally:
+                conn.close()
+        except sqlite3.Error as error:
+            found = [f"{type(error).__name__}: {error}"]
+        if found != ["ok"]:
+            self.problem(f"before cut {epoch + 1}, live: {found[:3]}")
 
     def drain(self) -> None:
         """No more cuts: the consumers and the manager finish every job."""
