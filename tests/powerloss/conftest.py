@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -24,7 +25,9 @@ def disk_root() -> Iterator[Path]:
     """A short directory (the control socket's path must stay under 108 bytes)."""
     root = Path(tempfile.mkdtemp(prefix="pqfs-", dir="/tmp"))
     yield root
-    if not _mounted(root / "mnt"):
+    if "1" in (os.environ.get("PQ_FAULTFS_OPLOG"), os.environ.get("PQ_FAULTFS_SNAPSHOTS")):
+        print(f"\nfaultfs: disk, op log and cut snapshots kept in {root}")
+    elif not _mounted(root / "mnt"):
         shutil.rmtree(root, ignore_errors=True)
 
 

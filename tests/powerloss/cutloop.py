@@ -17,6 +17,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -220,6 +221,21 @@ def ready(proc: Proc) -> bool:
         return False
 
 
+def sqlite_note() -> str:
+    """The linked SQLite, and whether it has the WAL-reset bug: a race between connections
+    that write and checkpoint at once, which can corrupt a b-tree on a healthy disk
+    (https://sqlite.org/wal.html#walresetbug: 3.7.0 to 3.51.2; fixed in 3.51.3, 3.50.7
+    and 3.44.6)."""
+    version = sqlite3.sqlite_version_info
+    fixed = (
+        version >= (3, 51, 3)
+        or (3, 50, 7) <= version < (3, 51)
+        or ((3, 44, 6) <= version < (3, 45))
+    )
+    bug = "" if fixed else " (has the WAL-reset bug: https://sqlite.org/wal.html#walresetbug)"
+    return f"SQLite {sqlite3.sqlite_version}{bug}"
+
+
 def all_jobs(queue: Queue, flt: JobFilter | None = None) -> dict[int, Job]:
     jobs: dict[int, Job] = {}
     after = None
@@ -286,6 +302,7 @@ class CutLoop:
         report: dict[str, Any] | None = None
         if armed:
             time.sleep(self.rng.uniform(0.8, 1.5))
+            self.live_check(epoch)
             self.fs.arm_cut("*-wal", after=self.rng.randint(1, 40), torn=torn)
             deadline = time.monotonic() + 2
             while time.monotonic() < deadline:
@@ -296,6 +313,7 @@ class CutLoop:
                 time.sleep(0.02)
         else:
             time.sleep(self.rng.uniform(0.7, 2.5))
+            self.live_check(epoch)
         if report is None:  # timed, or the armed fsync did not come in time
             report = self.fs.cut(torn=torn)
         t1 = time.monotonic()
@@ -310,6 +328,23 @@ class CutLoop:
         self.check(f"cut {epoch + 1}", report)
         t3 = time.monotonic()
         self.timings.update(running=t1 - t0, remount=t2 - t1, check=t3 - t2)
+
+    def live_check(self, epoch: int) -> None:
+        """PQ_POWERLOSS_LIVE_CHECK=1 (diagnostics): quick_check the live database just
+        before the cut, so that a corruption found after it can be told apart from one
+        the live system already had."""
+        if os.environ.get("PQ_POWERLOSS_LIVE_CHECK") != "1":
+            return
+        try:
+            conn = sqlite3.connect(self.system.db, timeout=10)
+            try:
+                found = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+            finally:
+                conn.close()
+        except sqlite3.Error as error:
+            found = [f"{type(error).__name__}: {error}"]
+        if found != ["ok"]:
+            self.problem(f"before cut {epoch + 1}, live: {found[:3]}")
 
     def drain(self) -> None:
         """No more cuts: the consumers and the manager finish every job."""
@@ -412,7 +447,7 @@ class CutLoop:
                 self.problem(f"{when} ({report}) lost: {newly_lost[:5]}")
         if problems:
             f.doctor_problems += len(problems)
-            self.problem(f"{when}: doctor: {problems}")
+            self.problem(f"{when}: doctor: {problems}; {sqlite_note()}")
 
     def final_audit(self) -> None:
         f, s = self.figures, self.system

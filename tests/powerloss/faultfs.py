@@ -30,6 +30,13 @@ Made for SQLite in WAL mode (see /work/shared/notes/power-loss.md): no ``direct_
 enforces POSIX and BSD locks between processes), ``getattr`` reports the buffered size,
 ``readdir`` returns ``st_ino`` (``use_ino``).
 
+Diagnostics: with ``PQ_FAULTFS_OPLOG=1`` the daemon appends every operation (link,
+unlink, rename, write, truncate, fsync with the blocks it wrote or dropped, fsyncdir,
+open, release, cut, torn blocks written) with the caller's pid as a JSON line to
+``oplog.jsonl`` beside the backing directory, copies the disk as each cut left it to
+``cut-<time>/`` (``PQ_FAULTFS_SNAPSHOTS=1``: only that, at full speed), and the test
+fixture keeps the whole directory.
+
 Run ``python -m tests.powerloss.faultfs BACKING MOUNTPOINT CONTROL_SOCKET``; the class
 ``FaultFS`` below starts, drives and stops it. Control: one JSON line per connection on
 a unix socket (``cut``, ``arm_cut``, ``fault``, ``heal``, ``status``).
@@ -130,7 +137,24 @@ class Disk:
         self.opens: dict[str, int] = {}  # file name -> open() calls (a new connection opens)
         self.handles: dict[int, int] = {}  # fh -> inode number
         self.next_fh = 1
+        # PQ_FAULTFS_OPLOG=1: every operation as one JSON line in <backing>/../oplog.jsonl
+        # (beside the disk, not on it), with the calling pid; for diagnosing a bad cut.
+        self.pid = 0
+        self.oplog = None
+        if os.environ.get("PQ_FAULTFS_OPLOG") == "1":
+            self.oplog = open(backing.parent / "oplog.jsonl", "a", buffering=1)  # noqa: SIM115
+        self.snapshots = os.environ.get("PQ_FAULTFS_SNAPSHOTS") == "1"  # without the op log
         self._load()
+        self.log("mount", next_ino=self.next_ino, durable=self.durable)
+
+    def log(self, op: str, node: Node | None = None, **fields: Any) -> None:
+        if self.oplog is None:
+            return
+        entry: dict[str, Any] = {"t": round(time.time(), 6), "op": op, "pid": self.pid}
+        if node is not None:
+            entry.update(ino=node.ino, name=node.name)
+        entry.update(fields)
+        self.oplog.write(json.dumps(entry, default=str) + "\n")
 
     # ------------------------------------------------------------ the disk
 
@@ -271,6 +295,7 @@ class Disk:
             node.backing = self.inodes_dir / str(node.ino)
         self.nodes[node.ino] = node
         self._journal(("link", path, node.ino), {parent.ino})
+        self.log("link", node, path=path)
         return node
 
     def remove(self, path: str, *, directory: bool) -> None:
@@ -281,6 +306,7 @@ class Disk:
             raise OSError(errno.ENOTEMPTY, path)
         self._check("namespace", None)
         self._journal(("unlink", path), {self.live[_parent(path)]})
+        self.log("unlink", node, path=path)
 
     def rename(self, old: str, new: str) -> None:
         node = self.node_at(old)
@@ -294,11 +320,13 @@ class Disk:
         self._check("namespace", None)
         self._journal(("rename", old, new), {self.live[_parent(old)], new_parent.ino})
         node.name = os.path.basename(new)
+        self.log("rename", node, old=old, new=new, replaced=target)
 
     def fsyncdir(self, node: Node) -> None:
         self._check("fsync", None)
         self.counters["fsyncdir"] += 1
         last = max((i for i, op in enumerate(self.journal) if node.ino in op[-1]), default=-1)
+        self.log("fsyncdir", node, applied=last + 1)
         if last < 0:
             return
         for op in self.journal[: last + 1]:
@@ -335,6 +363,7 @@ class Disk:
     def write(self, node: Node, data: bytes, offset: int) -> int:
         self._check("write", node, grows=offset + len(data) > node.size)
         self.counters["write"] += 1
+        self.log("write", node, off=offset, len=len(data))
         position = 0
         while position < len(data):
             at = offset + position
@@ -353,6 +382,7 @@ class Disk:
 
     def truncate(self, node: Node, length: int) -> None:
         self._check("write", node, grows=length > node.size)
+        self.log("truncate", node, length=length, size=node.size)
         if length < node.size:
             for store in (node.blocks, node.ghost):
                 for index in [i for i in store if i * BLOCK >= length]:
@@ -379,9 +409,11 @@ class Disk:
         try:
             self._check("fsync", node)
         except OSError as error:
+            self.log("fsync", node, error=error.errno, dropped=sorted(node.blocks))
             if error.errno == errno.EIO:
                 self.fail_fsync(node)
             raise
+        self.log("fsync", node, blocks=sorted(node.blocks), size=node.size)
         self._flush(node)
 
     def _flush(self, node: Node) -> None:
@@ -431,6 +463,7 @@ class Disk:
                     fd = self._backing_fd(node)
                     os.pwrite(fd, bytes(node.blocks[index][: node.size - start]), start)
             report["torn_blocks_written"] = len(chosen)
+            self.log("torn", written=sorted((n.ino, i) for n, i in chosen))
             keep = self.rng.randint(0, len(self.journal))
             for op in self.journal[:keep]:
                 _apply(self.durable, op[:-1])
@@ -443,6 +476,9 @@ class Disk:
         self.journal.clear()
         self.dead = True
         self.last_cut = report
+        self.log("cut", **report)
+        if self.oplog is not None or self.snapshots:  # the disk as the cut left it
+            shutil.copytree(self.backing, self.backing.parent / f"cut-{time.time():.3f}")
         return report
 
     def sync_all(self) -> None:
@@ -504,6 +540,11 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
     import mfusepy
 
     disk = Disk(backing, seed)
+    logging_ops = disk.oplog is not None
+
+    def caller() -> None:
+        if logging_ops:
+            disk.pid = mfusepy.fuse_get_context()[2]
 
     class Ops(mfusepy.Operations):  # type: ignore[misc]
         use_ns = True
@@ -512,10 +553,12 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
 
         def getattr(self, path: str | None, fh: int | None = None) -> dict[str, Any]:
             with disk.lock:
+                caller()
                 return disk.attrs(disk.node_for(path, fh))
 
         def readdir(self, path: str | None, fh: int) -> list[Any]:
             with disk.lock:
+                caller()
                 here = disk.node_for(path, fh)
                 if path is None:  # nullpath_ok: find the directory's name from its inode
                     path = next(p for p, ino in disk.live.items() if ino == here.ino)
@@ -525,15 +568,18 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
 
         def opendir(self, path: str) -> int:
             with disk.lock:
+                caller()
                 return self._handle(disk.node_at(path))
 
         def releasedir(self, path: str | None, fh: int) -> int:
             with disk.lock:
+                caller()
                 disk.handles.pop(fh, None)
             return 0
 
         def fsyncdir(self, path: str | None, datasync: int, fh: int) -> int:
             with disk.lock:
+                caller()
                 disk.fsyncdir(disk.node_for(path, fh))
             return 0
 
@@ -542,15 +588,18 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
             fh = disk.next_fh
             disk.next_fh += 1
             disk.handles[fh] = node.ino
+            disk.log("open", node, fh=fh)
             return fh
 
         def create(self, path: str, mode: int, flags: int = 0) -> int:
             with disk.lock:
+                caller()
                 node = disk.new_node(path, stat.S_IFREG | (mode & 0o7777))
                 return self._handle(node)
 
         def open(self, path: str, flags: int) -> int:
             with disk.lock:
+                caller()
                 node = disk.node_at(path)
                 if flags & (os.O_WRONLY | os.O_RDWR):
                     disk._check("open_w", node)
@@ -560,7 +609,10 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
 
         def release(self, path: str | None, fh: int) -> int:
             with disk.lock:
-                disk.handles.pop(fh, None)
+                caller()
+                ino = disk.handles.pop(fh, None)
+                if ino is not None and ino in disk.nodes:
+                    disk.log("release", disk.nodes[ino], fh=fh)
             return 0
 
         def flush(self, path: str | None, fh: int) -> int:
@@ -568,19 +620,23 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
 
         def read(self, path: str | None, size: int, offset: int, fh: int) -> bytes:
             with disk.lock:
+                caller()
                 return disk.read(disk.node_for(path, fh), size, offset)
 
         def write(self, path: str | None, data: bytes, offset: int, fh: int) -> int:
             with disk.lock:
+                caller()
                 return disk.write(disk.node_for(path, fh), data, offset)
 
         def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
             with disk.lock:
+                caller()
                 disk.truncate(disk.node_for(path, fh), length)
             return 0
 
         def fsync(self, path: str | None, datasync: int, fh: int) -> int:
             with disk.lock:
+                caller()
                 node = disk.node_for(path, fh)
                 disk.fsync(node)
             return 0
@@ -590,26 +646,31 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
             if not (stat.S_ISSOCK(mode) or stat.S_ISFIFO(mode)):
                 raise OSError(errno.EPERM, path)
             with disk.lock:
+                caller()
                 disk.new_node(path, mode)
             return 0
 
         def mkdir(self, path: str, mode: int) -> int:
             with disk.lock:
+                caller()
                 disk.new_node(path, stat.S_IFDIR | (mode & 0o7777))
             return 0
 
         def unlink(self, path: str) -> int:
             with disk.lock:
+                caller()
                 disk.remove(path, directory=False)
             return 0
 
         def rmdir(self, path: str) -> int:
             with disk.lock:
+                caller()
                 disk.remove(path, directory=True)
             return 0
 
         def rename(self, old: str, new: str) -> int:
             with disk.lock:
+                caller()
                 disk.rename(old, new)
             return 0
 
@@ -617,6 +678,7 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
             if path is None:
                 return 0
             with disk.lock:
+                caller()
                 node = disk.node_at(path)
                 node.mode = stat.S_IFMT(node.mode) | (mode & 0o7777)
             return 0
@@ -628,6 +690,7 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
             if path is None:
                 return 0
             with disk.lock:
+                caller()
                 node = disk.node_at(path)
                 node.mtime_ns = times[1] if times else time.time_ns()
             return 0
@@ -635,6 +698,7 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
         def access(self, path: str, amode: int) -> int:
             """A read-only filesystem answers access(W_OK) with EROFS, as the kernel does."""
             with disk.lock:
+                caller()
                 disk.node_at(path)
                 if amode & os.W_OK and any(f.kind == "erofs" for f in disk.faults):
                     raise OSError(errno.EROFS, path)
@@ -642,6 +706,7 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
 
         def destroy(self, path: str) -> None:
             with disk.lock:
+                caller()
                 disk.sync_all()
 
         def statfs(self, path: str) -> dict[str, int]:
@@ -672,6 +737,7 @@ def serve(backing: Path, mountpoint: Path, control: Path, seed: int | None) -> N
                 try:
                     request = json.loads(stream.readline())
                     with disk.lock:
+                        disk.pid = 0
                         reply = {"ok": True, **disk.control(request)}
                 except Exception as error:
                     reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}

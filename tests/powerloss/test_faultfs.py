@@ -4,6 +4,7 @@ with several processes on top of it."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import sqlite3
 import subprocess
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.powerloss.conftest import require_fuse
 from tests.powerloss.faultfs import BLOCK, FaultFS
 
 pytestmark = pytest.mark.integration
@@ -227,6 +229,31 @@ def test_an_armed_cut_lands_inside_an_fsync(faultfs: FaultFS) -> None:
     assert status["dead"] and status["last_cut"]["during_fsync_of"] == "x-wal"
     faultfs.remount()
     assert (m / "x-wal").read_bytes() == b"commit 1"
+
+
+def test_the_op_log_records_who_did_what_and_the_disk_each_cut_left(
+    disk_root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require_fuse()
+    monkeypatch.setenv("PQ_FAULTFS_OPLOG", "1")
+    fs = FaultFS(disk_root / "l", seed=1)
+    with fs.mounted() as m:
+        write_file(m / "f", b"x" * (BLOCK + 1), sync=True)
+        fsync_dir(m)
+        write_file(m / "f", b"y", sync=False)
+        fs.cut()
+    entries = [json.loads(line) for line in (fs.root / "oplog.jsonl").read_text().splitlines()]
+    ops = [(e["op"], e.get("name")) for e in entries if e["op"] != "release"]
+    assert ops[:2] == [("mount", None), ("link", "f")]
+    assert ("fsyncdir", "") in ops and ops[-1] == ("cut", None)
+    synced = next(e for e in entries if e["op"] == "fsync")
+    assert synced["blocks"] == [0, 1] and synced["pid"] == os.getpid()
+    assert [e["length"] for e in entries if e["op"] == "truncate"] == [0]  # the 2nd O_TRUNC
+    [snapshot] = fs.root.glob("cut-*")
+    namespace = json.loads((snapshot / "namespace.json").read_text())
+    assert (snapshot / "inodes" / str(namespace["entries"]["/f"])).read_bytes() == b"x" * (
+        BLOCK + 1
+    )
 
 
 WRITER = textwrap.dedent(

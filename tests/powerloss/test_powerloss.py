@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.powerloss.cutloop import CutLoop, write_figures
+from tests.powerloss.cutloop import CutLoop, sqlite_note, write_figures
 from tests.powerloss.faultfs import FaultFS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -27,7 +27,7 @@ def run(tmp_path: Path, faultfs: FaultFS, synchronous: str) -> CutLoop:
     loop = CutLoop(tmp_path, faultfs, synchronous=synchronous, cuts=CUTS, seed=SEED)
     figures = loop.run()
     write_figures(figures, ARTIFACTS / f"powerloss-{synchronous.lower()}.json")
-    print(f"\npower loss: {figures.summary()}; time {dict(loop.timings)}")
+    print(f"\npower loss: {figures.summary()}; time {dict(loop.timings)}; {sqlite_note()}")
     for problem in figures.problems[:20]:
         print(f"  problem: {problem}")
     return loop

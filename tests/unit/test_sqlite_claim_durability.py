@@ -1,5 +1,6 @@
-"""A claim that settles nothing commits without waiting for fsync; everything else keeps
-the configured synchronous level, and the connection is left as it was."""
+"""Claims commit at the configured synchronous level like every other write (one committed
+at NORMAL could be lost to another writer's failed fsync, and with it every later commit:
+tests/powerloss/test_disk_errors.py), and the connection is left as it was."""
 
 from __future__ import annotations
 

@@ -65,12 +65,12 @@ class Driver(abc.ABC):
     where: str  # for messages: a path, or user@host:port/db (never a password)
 
     @abc.abstractmethod
-    def write(self, body: Body[T], *, durable: bool = True, single_statement: bool = False) -> T:
+    def write(self, body: Body[T], *, single_statement: bool = False) -> T:
         """Run ``body`` in one write transaction and commit; retried whole where the
         dialect says it is safe (busy, serialization failure). Any exception rolls back.
 
-        ``durable=False``: the commit need not wait for the disk (a claim settling
-        nothing: a power cut may undo it, never an outcome). ``single_statement=True``:
+        The commit is as durable as the database is configured for (no write is made
+        less durable than another: see ``SQLiteDriver.write``). ``single_statement=True``:
         at most one statement of ``body`` changes data, so the driver may skip
         BEGIN/COMMIT round trips."""
 

@@ -239,12 +239,11 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
             )
             return SettleResult(settled, lost, claimed)
 
-        # A claim that settles nothing need not wait for the disk: if a power cut undoes
-        # it, the job is pending again, just as the rescue of a crashed consumer's job
-        # would make it, and that consumer died with the power. Every outcome (and
-        # every enqueue) is durable before the call returns.
+        # A claim waits for the disk like every other commit: one committed without fsync
+        # could be lost to another writer's failed fsync, and with it every commit after
+        # it in the WAL (SQLiteDriver.write).
         single = not outcomes and not limited
-        return self.driver.write(body, durable=bool(outcomes), single_statement=single)
+        return self.driver.write(body, single_statement=single)
 
     def _claim(
         self,
@@ -359,9 +358,9 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
         self, job_id: int, lease_token: str, fraction: float, message: str | None = None
     ) -> None:
         """Record how far the held job got (0..1, and a short text), shown by ``pq show``
-        and the consoles while it runs. Not a transition: no history row, no fsync wait (a
-        power cut may lose the latest figure, never an outcome). Raises ``LeaseLost`` if
-        the caller no longer holds the job: a zombie cannot write progress."""
+        and the consoles while it runs. Not a transition: no history row. Raises
+        ``LeaseLost`` if the caller no longer holds the job: a zombie cannot write
+        progress."""
         value, text = check_progress(fraction, message)
 
         def body(session: Session) -> None:
@@ -371,7 +370,7 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
                 self._held(session, job_id, lease_token)
                 raise LeaseLost(job_id)
 
-        self.driver.write(body, durable=False, single_statement=True)
+        self.driver.write(body, single_statement=True)
 
     def heartbeat(
         self, job_id: int, lease_token: str, *, lease_seconds: float | None = None

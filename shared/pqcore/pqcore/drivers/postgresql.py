@@ -254,7 +254,7 @@ class PostgresDriver(Driver):
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Body[T], *, durable: bool = True, single_statement: bool = False) -> T:
+    def write(self, body: Body[T], *, single_statement: bool = False) -> T:
         """A body of one statement runs without BEGIN/COMMIT (PostgreSQL makes it atomic
         by itself), and may be retried once on a fresh connection when the old one broke:
         every single-statement write here is guarded or idempotent, so a repeat after an
