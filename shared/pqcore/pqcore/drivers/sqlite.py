@@ -56,6 +56,14 @@ SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC = 1034, 1290
 # stays read-only (SQLite's fallback) even once it is writable again.
 BROKEN_CONNECTION = frozenset({SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_READONLY})
 LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the write lock
+# Checkpoints: SQLite's automatic ones are PASSIVE, and a PASSIVE checkpoint that starts
+# while another connection's commit resets the WAL can, before SQLite 3.51.3 (3.50.7,
+# 3.44.6), skip frames and corrupt a b-tree on a healthy disk ("the WAL-reset bug",
+# https://sqlite.org/wal.html#walresetbug; Debian 12 ships 3.40.1). A FULL checkpoint takes
+# the write lock before it reads the WAL's header, so no reset can race it: pq turns the
+# automatic ones off and runs FULL ones itself, never waiting for the lock or for readers
+# (busy_timeout 0: when either is busy it backfills what it can, still holding the lock).
+CHECKPOINT_EVERY_COMMITS = 200  # per connection; SQLite's own default is about 1,000 pages
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 
@@ -262,6 +270,7 @@ class SQLiteDriver(Driver):
             if mode.lower() != "wal":
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_EVERY_COMMITS
         conn.execute("PRAGMA foreign_keys = ON")
         # A cancelled dependent's own dependents follow it (migrations: 0005's trigger).
         conn.execute("PRAGMA recursive_triggers = ON")
@@ -346,7 +355,31 @@ class SQLiteDriver(Driver):
         result = self._retry_busy(attempt)
         if rang and self.doorbell is not None:
             self.doorbell.ring()
+        commits = getattr(self._local, "commits", 0) + 1
+        self._local.commits = commits
+        if commits % CHECKPOINT_EVERY_COMMITS == 0:
+            self.checkpoint(conn)
         return result
+
+    def checkpoint(self, conn: sqlite3.Connection | None = None) -> tuple[int, int, int] | None:
+        """A FULL checkpoint that never waits (see CHECKPOINT_EVERY_COMMITS): SQLite's
+        (busy, WAL frames, frames backfilled), or None for an in-memory database or an
+        error. After an I/O error the connection is closed (the commits before it stand;
+        the next write reports the disk)."""
+        if self.path == ":memory:":
+            return None
+        conn = conn or self.connection()
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                row = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self.settings.busy_timeout_ms)}")
+        except sqlite3.Error as error:
+            if _breaks_connection(error):
+                self._discard(conn)
+            return None
+        return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take the write lock, waiting for it in steps of at most 2 ms.
