@@ -1,6 +1,6 @@
 """``make bench``: pq and its peers measured in the same run (issues 7 and 15).
 
-    .venv/bin/python -m bench            # full run (about 12-14 minutes on 2 cores)
+    .venv/bin/python -m bench            # full run (49 min measured on 2 busy cores; see results)
     .venv/bin/python -m bench --quick    # smaller counts, for a smoke test
 
 Every workload runs in ROUNDS rounds, every system once per round in a rotating order;
