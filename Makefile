@@ -54,8 +54,8 @@ dashboards: setup ## regenerate grafana/dashboards/*.json from grafana/generate.
 bench: setup ## benchmarks against peers, measured in the same run
 	$(PY) -m bench
 
-bench-pg: setup ## claim+complete throughput on PostgreSQL vs SQLite (starts a throwaway cluster)
-	$(PY) -m bench.pg_throughput
+bench-pg: setup ## pq on PostgreSQL vs pgqueuer, procrastinate, Oban (throwaway cluster, peers' own venvs)
+	$(PY) -m bench.pg_peers
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) var logs .pytest_cache .mypy_cache .ruff_cache .hypothesis

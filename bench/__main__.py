@@ -1,9 +1,13 @@
-"""``make bench``: every workload of issue 7, pq and its peers measured in the same run.
+"""``make bench``: pq and its peers measured in the same run (issues 7 and 15).
 
-    .venv/bin/python -m bench            # full run (about 5-8 minutes on 2 cores)
+    .venv/bin/python -m bench            # full run (49 min measured on 2 busy cores; see results)
     .venv/bin/python -m bench --quick    # smaller counts, for a smoke test
 
-Prints the tables and writes ``bench/results/<date>.md`` and ``<date>.png``.
+Every workload runs in ROUNDS rounds, every system once per round in a rotating order;
+each timed run handles ``--full-jobs`` (FULL) or ``--jobs`` (NORMAL) jobs. Cells print the
+median round with its min and max; ratios are taken round by round (pq and the peer ran in
+the same round) and their median printed. Prints the tables and writes
+``bench/results/<date>.md`` and ``<date>.png``.
 """
 
 from __future__ import annotations
@@ -16,27 +20,34 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import endtoend, report, workloads
+from bench import endtoend, report, visibility, workloads
 from bench.systems import QUEUES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SYNCS = ("FULL", "NORMAL")
-ROUNDS = 5
-LIGHT_ROUNDS = 3  # each light-load round lasts a few seconds whatever the disk does
-PQ_MIN_DRAIN = 5_000  # jobs per drain round for pq (see run_sync)
+ROUNDS = 3
+# Systems drained in workload 2: pq-call is pq without the Worker (claim(limit=1) +
+# complete per call); the peers have only one-at-a-time get+ack, so their drain *is*
+# their per-call figure, measured in the same rounds.
+DRAIN1 = ["pq", "pq-call", "huey", "persist-queue", "litequeue", "raw-floor"]
+LIGHT = ["pq", "pq-poll", "huey", "persist-queue", "litequeue", "raw-floor"]
+E2E = ["svc x1", "svc x2", "svc x4", "pq"]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small counts (smoke test)")
-    parser.add_argument("--jobs", type=int, default=10_000, help="jobs per workload")
+    parser.add_argument(
+        "--jobs", type=int, default=20_000, help="jobs per timed run at synchronous=NORMAL"
+    )
     parser.add_argument(
         "--full-jobs",
         type=int,
-        default=1_500,
-        help="jobs per workload at synchronous=FULL (peers commit per job: slower)",
+        default=5_000,
+        help="jobs per timed run at synchronous=FULL (peers commit per job: slower)",
     )
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--scale-jobs", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "var" / "bench")
@@ -50,12 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {
         "jobs": {"FULL": args.full_jobs, "NORMAL": args.jobs},
         "scale_jobs": args.scale_jobs,
+        "rounds": args.rounds,
         "cells": {},
         "errors": [],
     }
     try:
         for sync in SYNCS:
-            run_sync(results, work, sync, results["jobs"][sync], args.scale_jobs, args.quick)
+            run_sync(
+                results, work, sync, results["jobs"][sync], args.scale_jobs, args.quick, args.rounds
+            )
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.monotonic() - started
@@ -73,71 +87,78 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_sync(
-    results: dict[str, Any], work: Path, sync: str, n: int, scale_jobs: int, quick: bool
+    results: dict[str, Any],
+    work: Path,
+    sync: str,
+    n: int,
+    scale_jobs: int,
+    quick: bool,
+    rounds_wanted: int = ROUNDS,
 ) -> None:
-    """Each throughput workload in ROUNDS rounds, every system once per round in a rotating order,
-    so a slow spell of the shared disk hits every system alike; the median round counts."""
+    """Each workload in rounds, every system once per round in a rotating order, so a slow
+    spell of the shared disk hits every system alike."""
     cells = results["cells"]
 
-    def measure(workload: str, systems: list[str], run: Any, rounds_wanted: int = ROUNDS) -> None:
-        rounds: dict[str, list[workloads.Result]] = {s: [] for s in systems}
+    def measure(workload: str, systems: list[str], run: Any, rounds: int = rounds_wanted) -> None:
+        done: dict[str, list[workloads.Result]] = {s: [] for s in systems}
         t = time.monotonic()
-        for k in range(rounds_wanted):
+        for k in range(rounds):
             for system in systems[k % len(systems) :] + systems[: k % len(systems)]:
                 try:
-                    rounds[system].append(run(system))
+                    done[system].append(run(system))
                 except Exception as error:  # a peer failing a workload is a result
                     line = (str(error).strip().splitlines() or [type(error).__name__])[0]
                     message = f"{workload} {system} {sync}: {line[:200]}"
                     results["errors"].append(message)
-                    rounds[system].append(workloads.Result(note="failed: " + message))
-        for system, done in rounds.items():
-            cells[(workload, system, sync)] = workloads.Result.combine(done)
+                    done[system].append(workloads.Result(note="failed: " + message))
+        for system, got in done.items():
+            cells[(workload, system, sync)] = workloads.Result.combine(got)
         print(
             f"  {workload:<14} {sync:<6} {time.monotonic() - t:6.1f} s", file=sys.stderr, flush=True
         )
 
-    per_round = max(1, n // ROUNDS)
-    print(f"synchronous={sync}, {n} jobs per workload", file=sys.stderr, flush=True)
+    print(f"synchronous={sync}, {n} jobs per timed run", file=sys.stderr, flush=True)
     t = time.monotonic()
-    try:
-        for system, result in workloads.enqueue_interleaved(
-            [*QUEUES, "one-commit"], work, sync, n
-        ).items():
-            cells[("enqueue", system, sync)] = result
-    except Exception as error:
-        results["errors"].append(f"enqueue {sync}: {str(error)[:200]}")
+    one_call = [*QUEUES, "one-commit"]
+    per_round: dict[str, list[workloads.Result]] = {s: [] for s in one_call}
+    for k in range(rounds_wanted):
+        order = one_call[k % len(one_call) :] + one_call[: k % len(one_call)]
+        try:
+            for system, result in workloads.enqueue_interleaved(order, work, sync, n).items():
+                per_round[system].append(result)
+        except Exception as error:
+            message = f"enqueue {sync}: {str(error)[:200]}"
+            results["errors"].append(message)
+            for system in one_call:
+                per_round[system].append(workloads.Result(note="failed: " + message))
+    for system, got in per_round.items():
+        cells[("enqueue", system, sync)] = workloads.Result.combine(got)
     print(f"  enqueue        {sync:<6} {time.monotonic() - t:6.1f} s", file=sys.stderr)
     measure(
         "enqueue_batch", ["pq", "raw-floor"], lambda s: workloads.enqueue_batch(s, work, sync, n)
     )
-
-    # pq drains a FULL-mode round in well under a second; give it enough jobs to time.
-    def drain_jobs(system: str) -> int:
-        return max(per_round, PQ_MIN_DRAIN) if system == "pq" else per_round
-
-    measure("drain1", QUEUES, lambda s: workloads.drain(s, work, sync, drain_jobs(s), 1))
-    measure("drain4", QUEUES, lambda s: workloads.drain(s, work, sync, drain_jobs(s), 4))
-    measure("mixed", QUEUES, lambda s: workloads.mixed(s, work, sync, per_round))
+    measure("drain1", DRAIN1, lambda s: workloads.drain(s, work, sync, n, 1))
+    measure("drain4", QUEUES, lambda s: workloads.drain(s, work, sync, n, 4))
+    measure("mixed", QUEUES, lambda s: workloads.mixed(s, work, sync, n))
     idle, load = (0.5, 1.0) if quick else (1.0, 2.0)
-    measure(
-        "light",
-        ["pq", "pq-poll", "huey", "raw-floor"],
-        lambda s: workloads.light_load(s, work, sync, 200.0, load, idle),
-        LIGHT_ROUNDS,
-    )
-    e2e_jobs = 300 if quick else (1_000 if sync == "FULL" else 2_000)
-    for k in (1, 2, 4):
-        t = time.monotonic()
-        key = ("endtoend", f"pq x{k}", sync)
-        try:
-            cells[key] = endtoend.end_to_end(work, sync, e2e_jobs, k)
-        except Exception as error:
-            message = f"endtoend {k} consumers {sync}: {str(error)[:200]}"
-            results["errors"].append(message)
-            cells[key] = workloads.Result(note="failed: " + message)
-        print(f"  endtoend x{k}    {sync:<6} {time.monotonic() - t:6.1f} s", file=sys.stderr)
-    results.setdefault("e2e_jobs", {})[sync] = e2e_jobs
+    measure("light", LIGHT, lambda s: workloads.light_load(s, work, sync, 200.0, load, idle))
+
+    # Workload 7: the real services against the Worker drain with 4 processes, same rounds.
+    def e2e(system: str) -> workloads.Result:
+        if system == "pq":
+            return workloads.drain("pq", work, sync, n, 4)
+        return endtoend.end_to_end(work, sync, n, int(system.removeprefix("svc x")))
+
+    measure("endtoend", E2E, e2e)
+
+    # The Worker's outcome-visibility delay: a drain flat out, and light load (200/s).
+    def outcome_delay(shape: str) -> workloads.Result:
+        db = str(workloads.fresh_dir(work, f"vis-{shape}") / "pq.db")
+        if shape == "burst":
+            return visibility.measure(db, sync, n)
+        return visibility.measure(db, sync, int(200 * load), rate=200.0)
+
+    measure("visibility", ["burst", "paced"], outcome_delay)
     for size in (1_000, scale_jobs):
         t = time.monotonic()
         cells[(f"scale{size}", "pq", sync)] = workloads.scale(work, sync, size)

@@ -6,13 +6,14 @@ import importlib.metadata
 import os
 import platform
 import sqlite3
+import statistics
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.endtoend import describe as describe_e2e
-from bench.workloads import Result, percentile
+from bench import visibility
+from bench.workloads import Result, percentile, round_ratios
 
 COLUMNS = ["pq", "huey", "persist-queue", "litequeue", "raw-floor", "one-commit"]
 SYNCS = ("FULL", "NORMAL")
@@ -27,15 +28,47 @@ def _rate(r: Any) -> float | None:
     return r.rate if isinstance(r, Result) and r.rate else None
 
 
+def _num(value: float) -> str:
+    if value >= 100_000:
+        return f"{value / 1000:,.0f}k"
+    if value >= 10_000:
+        return f"{value / 1000:.1f}k"
+    return f"{value:,.0f}"
+
+
 def _fmt_rate(r: Any) -> str:
-    if isinstance(r, Result) and r.note.startswith("failed"):
+    """Median round, with the min and max round: ``12,697 [11.9k–13.1k]``."""
+    if isinstance(r, Result) and r.note.startswith("failed") and r.rate is None:
         return "failed"
     value = _rate(r)
-    return f"{value:,.0f}" if value is not None else "—"
+    if value is None:
+        return "—"
+    spread = r.spread if isinstance(r, Result) else None
+    failed = sum(1 for x in r.rates if x is None) if isinstance(r, Result) else 0
+    text = f"{value:,.0f}"
+    if spread and len([x for x in r.rates if x is not None]) > 1:
+        text += f" [{_num(spread[0])}–{_num(spread[1])}]"
+    return text + (f" ({failed} failed)" if failed else "")
 
 
-def _ratio(a: float | None, b: float | None) -> str:
-    return f"{a / b:.2f}×" if a and b else "—"
+def _ratios(a: Any, b: Any) -> list[float]:
+    if not isinstance(a, Result) or not isinstance(b, Result):
+        return []
+    return round_ratios(a, b)
+
+
+def ratio_value(a: Any, b: Any) -> float | None:
+    """The median of the per-round ratios a ÷ b."""
+    got = _ratios(a, b)
+    return statistics.median(got) if got else None
+
+
+def _ratio(a: Any, b: Any) -> str:
+    got = _ratios(a, b)
+    if not got:
+        return "—"
+    text = f"{statistics.median(got):.2f}×"
+    return text + (f" [{min(got):.2f}–{max(got):.2f}]" if len(got) > 1 else "")
 
 
 def _ms(value: float | None) -> str:
@@ -64,26 +97,37 @@ def table(results: dict[str, Any], sync: str) -> str:
     head = ["workload", *COLUMNS, "pq ÷ huey", "pq ÷ floor"]
     rows: list[list[str]] = []
 
-    def rate_row(label: str, workload: str, floor: str, systems: list[str] = COLUMNS) -> None:
+    def rate_row(
+        label: str,
+        workload: str,
+        floor: str,
+        systems: list[str] = COLUMNS,
+        pq_as: str = "pq",
+    ) -> None:
         cells = {s: _cell(results, workload, s, sync) for s in systems}
-        pq = _rate(cells.get("pq"))
+        pq = _cell(results, workload, pq_as, sync)
+        cells["pq"] = pq
         rows.append(
             [label]
             + [_fmt_rate(cells[s]) if s in cells else "n/a" for s in COLUMNS]
-            + [
-                _ratio(pq, _rate(cells.get("huey"))),
-                _ratio(pq, _rate(_cell(results, workload, floor, sync))),
-            ]
+            + [_ratio(pq, cells.get("huey")), _ratio(pq, _cell(results, workload, floor, sync))]
         )
 
-    def integrity_row(label: str, workload: str) -> None:
+    def integrity_row(label: str, workload: str, systems: list[str], pq_as: str = "pq") -> None:
         rows.append(
             [label]
-            + [_integrity(_cell(results, workload, s, sync)) for s in COLUMNS[:5]]
-            + ["", "", ""]
+            + [
+                _integrity(_cell(results, workload, pq_as if s == "pq" else s, sync))
+                if s in systems
+                else ""
+                for s in COLUMNS
+            ]
+            + ["", ""]
         )
 
+    queues = COLUMNS[:5]
     rate_row("1 enqueue, one job per call (jobs/s)", "enqueue", "one-commit")
+    integrity_row("1 duplicates/losses (by count)", "enqueue", COLUMNS)
     rate_row(
         "1 enqueue_many, batches of 1,000 (jobs/s)",
         "enqueue_batch",
@@ -95,32 +139,35 @@ def table(results: dict[str, Any], sync: str) -> str:
         + [_cpu_rate(_cell(results, "enqueue_batch", s, sync)) for s in COLUMNS]
         + ["", ""]
     )
-    rate_row("2 drain, 1 consumer process (jobs/s)", "drain1", "raw-floor", COLUMNS[:5])
-    integrity_row("2 duplicates/losses/errors", "drain1")
-    rate_row("3 drain, 4 consumer processes (jobs/s)", "drain4", "raw-floor", COLUMNS[:5])
-    integrity_row("3 duplicates/losses/errors", "drain4")
-    rate_row("4 mixed, 2 producers + 2 consumers (jobs/s)", "mixed", "raw-floor", COLUMNS[:5])
+    integrity_row("1 enqueue_many duplicates/losses (by count)", "enqueue_batch",
+                  ["pq", "raw-floor"])  # fmt: skip
+    rate_row("2 drain, 1 process, pq's Worker (jobs/s)", "drain1", "raw-floor", queues)
+    integrity_row("2 duplicates/losses/errors", "drain1", queues)
+    rate_row(
+        "2b per call, 1 process: pq claim(limit=1)+complete; peers' get+ack (jobs/s)",
+        "drain1",
+        "raw-floor",
+        queues,
+        pq_as="pq-call",
+    )
+    integrity_row("2b duplicates/losses/errors", "drain1", ["pq"], pq_as="pq-call")
+    rate_row("3 drain, 4 processes, pq's Worker (jobs/s)", "drain4", "raw-floor", queues)
+    integrity_row("3 duplicates/losses/errors", "drain4", queues)
+    rate_row("4 mixed, 2 producers + 2 consumers (jobs/s)", "mixed", "raw-floor", queues)
     rows.append(
         ["4 enqueue→claim p50 / p99 (ms)"]
-        + [_latency(_cell(results, "mixed", s, sync)) for s in COLUMNS[:5]]
+        + [_latency(_cell(results, "mixed", s, sync)) for s in queues]
         + ["", "", ""]
     )
-    integrity_row("4 duplicates/losses/errors", "mixed")
-    light_systems = [
-        "pq",
-        "huey",
-        "persist-queue",
-        "litequeue",
-        "raw-floor",
-    ]  # measured: pq, huey, raw
+    integrity_row("4 duplicates/losses/errors", "mixed", queues)
     rows.append(
         ["5 light load 200/s: pickup p50 / p99 (ms)"]
-        + [_latency(_cell(results, "light", s, sync)) for s in light_systems]
+        + [_latency(_cell(results, "light", s, sync)) for s in queues]
         + ["", "", ""]
     )
     rows.append(
         ["5 idle consumer CPU (% of one core)"]
-        + [_cpu(_cell(results, "light", s, sync)) for s in light_systems]
+        + [_cpu(_cell(results, "light", s, sync)) for s in queues]
         + ["", "", ""]
     )
     poll = _cell(results, "light", "pq-poll", sync)
@@ -131,7 +178,7 @@ def table(results: dict[str, Any], sync: str) -> str:
         ]
         + [""] * 7
     )
-    integrity_row("5 duplicates/losses/errors", "light")
+    integrity_row("5 duplicates/losses/errors", "light", queues)
     small, big = _scale(results, sync)
     jobs = f"{results['scale_jobs']:,}"
     for key, label in (("claim", "claim"), ("stats", "stats")):
@@ -144,24 +191,39 @@ def table(results: dict[str, Any], sync: str) -> str:
         else:
             value = "failed"
         rows.append([f"6 {label} p50 at 1,000 / {jobs} jobs (ms)", value] + [""] * 7)
-    e2e = results.get("e2e_jobs", {}).get(sync)
-    rows.append(
-        [f"7 end to end via the services, {e2e or 0:,} jobs: jobs/s with 1, 2, 4 consumers",
-         describe_e2e(results["cells"], sync)]
-        + [""] * 7
-    )  # fmt: skip
-    integrity_row_e2e = [
-        _integrity(results["cells"].get(("endtoend", f"pq x{k}", sync))) for k in (1, 2, 4)
-    ]
-    rows.append(["7 duplicates/losses/errors (1, 2, 4 consumers)", ", ".join(integrity_row_e2e)]
-                + [""] * 7)  # fmt: skip
     reads = []
     for s in COLUMNS:
         r = _cell(results, "enqueue", s, sync)
         reads.append(r.sync if isinstance(r, Result) and r.sync else "—")
     rows.append(["synchronous / journal read back", *reads, "", ""])
-    title = f"### synchronous={sync} ({n:,} jobs per workload; light load 200 jobs/s)"
-    return title + "\n\n" + _pipe(head, rows)
+    rounds = results.get("rounds", 3)
+    title = (
+        f"### synchronous={sync} ({n:,} jobs per timed run, {rounds} interleaved rounds;"
+        " cells: median [min–max] of the rounds; ratios: median [min–max] of the per-round"
+        " ratios)"
+    )
+    return title + "\n\n" + _pipe(head, rows) + "\n\n" + pq_only(results, sync)
+
+
+def pq_only(results: dict[str, Any], sync: str) -> str:
+    """Workload 7 (the services) against the Worker drain of the same rounds, and the
+    Worker's outcome-visibility delay."""
+    n = results["jobs"][sync]
+    drain = _cell(results, "endtoend", "pq", sync)
+    rows = []
+    for k in (1, 2, 4):
+        cell = _cell(results, "endtoend", f"svc x{k}", sync)
+        rows.append([f"7 end to end via the services, {k} consumer(s) (jobs/s)",
+                     _fmt_rate(cell), _ratio(cell, drain), _integrity(cell)])  # fmt: skip
+    rows.append(["7 the Worker drain, 4 processes, same rounds (jobs/s)", _fmt_rate(drain), "1×",
+                 _integrity(drain)])  # fmt: skip
+    for shape, label in (("burst", f"a drain of {n:,} jobs, 2 Workers"),
+                         ("paced", "light load 200 jobs/s, 2 Workers")):  # fmt: skip
+        cell = _cell(results, "visibility", shape, sync)
+        rows.append([f"8 outcome visible to another connection after p50 / p99 / max (ms): {label}",
+                     visibility.describe(cell), "", _integrity(cell)])  # fmt: skip
+    head = ["pq only", "figure", "÷ Worker drain x4 (per round)", "dup/loss/err"]
+    return _pipe(head, rows)
 
 
 def _latency(r: Any) -> str:
@@ -193,73 +255,76 @@ def _pipe(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def targets(results: dict[str, Any], sync: str = "FULL") -> str:
-    def rate(workload: str, system: str) -> float | None:
-        return _rate(_cell(results, workload, system, sync))
+def targets(results: dict[str, Any]) -> str:
+    """Issue 15's targets (and issue 7's that still hold), each a ratio of the same rounds."""
 
-    def check(label: str, value: float | None, goal: str, ok: bool | None) -> list[str]:
+    def cell(workload: str, system: str, sync: str = "FULL") -> Any:
+        return _cell(results, workload, system, sync)
+
+    def check(label: str, goal: str, value: float | None, ok: bool | None) -> list[str]:
         shown = "—" if value is None else f"{value:,.2f}"
         verdict = "n/a" if ok is None else ("met" if ok else "NOT met")
         return [label, goal, shown, verdict]
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a and b else None
+    def at_least(label: str, value: float | None, goal: float) -> list[str]:
+        return check(label, f"≥ {goal:g}", value, None if value is None else value >= goal)
 
-    rows = []
-    r = ratio(rate("drain1", "pq"), rate("drain1", "huey"))
-    rows.append(check("drain, 1 consumer: pq ÷ huey", r, "≥ 1.5", None if r is None else r >= 1.5))
-    r = ratio(rate("drain4", "pq"), rate("drain4", "huey"))
-    rows.append(check("drain, 4 consumers: pq ÷ huey", r, "≥ 2", None if r is None else r >= 2))
-    r = rate("enqueue_batch", "pq")
-    rows.append(check("batch enqueue (jobs/s)", r, "≥ 50,000", None if r is None else r >= 50_000))
-    batch = _cell(results, "enqueue_batch", "pq", sync)
-    r = batch.cpu_rate if isinstance(batch, Result) else None
-    rows.append(
-        check(
-            "batch enqueue per CPU-second (jobs)", r, "≥ 50,000", None if r is None else r >= 50_000
-        )
-    )
-    r = ratio(rate("enqueue", "pq"), rate("enqueue", "one-commit"))
-    rows.append(
-        check("single enqueue ÷ one-commit floor", r, "≥ 0.9", None if r is None else r >= 0.9)
-    )
-    light = _cell(results, "light", "pq", sync)
+    def at_most(label: str, value: float | None, goal: float) -> list[str]:
+        return check(label, f"≤ {goal:g}", value, None if value is None else value <= goal)
+
+    rows = [
+        at_least("end to end, 4 consumers ÷ Worker drain x4 (FULL)",
+                 ratio_value(cell("endtoend", "svc x4"), cell("endtoend", "pq")), 0.5),
+        at_least("enqueue one per call ÷ one tiny commit (FULL)",
+                 ratio_value(cell("enqueue", "pq"), cell("enqueue", "one-commit")), 0.85),
+        at_least("enqueue one per call ÷ Huey (NORMAL)",
+                 ratio_value(cell("enqueue", "pq", "NORMAL"), cell("enqueue", "huey", "NORMAL")),
+                 0.5),
+        at_least("per-call claim+complete ÷ Huey's dequeue (FULL)",
+                 ratio_value(cell("drain1", "pq-call"), cell("drain1", "huey")), 0.8),
+        at_least("mixed 2+2 ÷ Huey (FULL)",
+                 ratio_value(cell("mixed", "pq"), cell("mixed", "huey")), 1.5),
+    ]  # fmt: skip
+    mixed = cell("mixed", "pq")
+    rows.append(at_most("mixed 2+2 enqueue→claim p99, ms (FULL)",
+                        mixed.p99_ms if isinstance(mixed, Result) else None, 50))  # fmt: skip
+    rows.append(at_least("Worker drain, 1 process ÷ Huey (NORMAL)", ratio_value(
+        cell("drain1", "pq", "NORMAL"), cell("drain1", "huey", "NORMAL")), 1.0))  # fmt: skip
+    rows.append(at_least("Worker drain, 4 processes ÷ Huey (NORMAL)", ratio_value(
+        cell("drain4", "pq", "NORMAL"), cell("drain4", "huey", "NORMAL")), 1.0))  # fmt: skip
+    rows.append(at_least("mixed 2+2 ÷ Huey (NORMAL)", ratio_value(
+        cell("mixed", "pq", "NORMAL"), cell("mixed", "huey", "NORMAL")), 0.7))  # fmt: skip
+    for sync in SYNCS:
+        for shape in ("burst", "paced"):
+            r = cell("visibility", shape, sync)
+            top = max(r.waits_ms) if isinstance(r, Result) and r.waits_ms else None
+            rows.append(at_most(f"outcome visible within max_ack_delay, max ms ({shape}, {sync})",
+                                top, visibility.limit_ms()))  # fmt: skip
+    light = cell("light", "pq")
     p99 = light.p99_ms if isinstance(light, Result) else None
-    rows.append(check("light-load pickup p99 (ms)", p99, "≤ 5", None if p99 is None else p99 <= 5))
+    rows.append(at_most("light-load pickup p99, ms (FULL, issue 7)", p99, 5))
     cpu = light.idle_cpu * 100 if isinstance(light, Result) and light.idle_cpu is not None else None
-    rows.append(
-        check("idle consumer CPU (% of a core)", cpu, "< 1", None if cpu is None else cpu < 1)
-    )
-    small, big = _scale(results, sync)
-    for key in ("claim", "stats"):
-        g = big[key] / small[key] if small and small[key] else None
-        rows.append(check(f"{key} at 1M ÷ at 1k (p50)", g, "≤ 2", None if g is None else g <= 2))
+    rows.append(check("idle consumer CPU, % of a core (issue 7)", "< 1", cpu,
+                      None if cpu is None else cpu < 1))  # fmt: skip
     dups = losses = errs = 0
-    for (_workload, system, s), cell in results["cells"].items():
-        if (
-            system.startswith("pq")
-            and s == sync
-            and isinstance(cell, Result)
-            and cell.duplicates is not None
-        ):
-            dups, losses, errs = (
-                dups + cell.duplicates,
-                losses + (cell.losses or 0),
-                errs + cell.errors,
-            )
+    for (workload, system, _sync), r in results["cells"].items():
+        counted = system.startswith(("pq", "svc")) or workload == "visibility"
+        if counted and isinstance(r, Result) and r.duplicates is not None:
+            dups, losses = dups + r.duplicates, losses + (r.losses or 0)
+            errs += r.errors if workload != "visibility" else 0
     bad = dups + losses + errs
     rows.append(
-        ["pq duplicates / losses / errors, all workloads", "0 / 0 / 0",
+        ["pq duplicates / losses / errors, every workload, both levels", "0 / 0 / 0",
          f"{dups} / {losses} / {errs}", "met" if bad == 0 else "NOT met"]
     )  # fmt: skip
-    return f"### Targets (synchronous={sync}, same run)\n\n" + _pipe(
+    return "### Targets (issue 15; ratios: median of the per-round ratios)\n\n" + _pipe(
         ["target", "goal", "measured", "verdict"], rows
     )
 
 
 def render(results: dict[str, Any]) -> str:
     parts = [table(results, sync) for sync in SYNCS]
-    parts.append(targets(results, "FULL"))
+    parts.append(targets(results))
     seen = []
     for (workload, system, sync), cell in sorted(results["cells"].items()):
         if isinstance(cell, Result) and cell.first_error:
@@ -276,34 +341,38 @@ def render(results: dict[str, Any]) -> str:
 
 
 NOTES = """### How to read this
-- Ratios are pq's figure over the peer's, from the same run on the same disk.
+- Every timed run handles the number of jobs in the title. Each workload runs in rounds, every
+  system once per round in a rotating order; a cell is the median round [min–max]. A ratio is
+  pq's figure over the peer's *in the same round*, and the median [min–max] of those is shown.
 - pq consumes through `pqcore.worker.Worker` (claims 32 at a time, completions written with
-  the next claim, every outcome written within 50 ms): acknowledgements, leases and the
-  per-transition history are all kept. Huey deletes a job when it is dequeued: no
-  acknowledgement, a crash loses the job.
+  the next claim, every outcome meant to be written within `max_ack_delay`, 50 ms):
+  acknowledgements, leases and the per-transition history are all kept. Huey deletes a job
+  when it is dequeued: no acknowledgement, a crash loses the job.
+- 2b is what a user who does not use the `Worker` gets: `claim(limit=1)` then `complete`, two
+  transactions a job. The peers have only one-at-a-time get+ack, so their 2b cells are their
+  drain figures of the same rounds (Huey: dequeue alone).
 - raw-floor: claim = one `UPDATE ... RETURNING` in `BEGIN IMMEDIATE`, ack = one guarded
   `UPDATE`: two commits a job. one-commit: an `INSERT` of a few bytes in its own transaction.
 - persist-queue runs with `auto_resume=False` (its default re-queues other processes' unacked
   items whenever a process opens the queue); its duplicates come from its claim, a SELECT then
   an UPDATE without a write lock between them.
-- Light load: 2 consumers wait idle for a few seconds (their CPU is read from
-  /proc/<pid>/task/*/schedstat), then one producer enqueues 200 jobs/s. Measured for pq,
-  pq with polling, Huey and the raw floor (persist-queue and litequeue are left out to keep
-  the run short); the peers have no wake-up signal: their consumers re-check every 1 ms
-  (best latency, at a CPU cost).
+- Duplicates/losses of the enqueue rows are by count (jobs held afterwards vs calls made);
+  of the consuming rows by payload (every payload completed exactly once).
+- Light load: 2 consumers wait idle for a second (their CPU is read from
+  /proc/<pid>/task/*/schedstat), then one producer enqueues 200 jobs/s. The peers have no
+  wake-up signal: their consumers re-check every 1 ms (best latency, at a CPU cost).
 - Workload 6 builds its table with `pqcore.testing.seed_finished_jobs` (done jobs with full
   history, set-wise), then times 200 claims and 200 `stats()` calls.
-- Workload 7 runs the real `services.producer` (job files + enqueue, untimed) then 1, 2 or 4
-  `services.consumer` processes with the default file handler and zero work time; the clock
-  runs from the first consumer registering to the last job done. The consumer service claims
-  one job per transaction (it does not use the Worker's batching yet).
-- Counts are scaled down from the issue's 20,000 where printed: at synchronous=FULL the peers
-  make one or more fsyncs per job, and the whole run must stay under 10 minutes. Workloads
-  2-4 run in 5 rounds and workload 5 in 3 (every system once per round, rotating order);
-  the median round is shown, latency samples of the rounds are pooled. pq's drain rounds
-  use at least 5,000 jobs (at FULL it drains a peer-sized round in a fraction of a second,
-  too short to time).
-  Workload 1 (one job per call) runs every system in one process, alternating blocks of
+- Workload 7 runs the real services: job files are written and the real `services.producer`
+  enqueues them (its start-up reconcile, untimed), then 1, 2 or 4 `services.consumer` processes
+  with the default file handler and zero work time; the clock runs from the first consumer
+  registering to the last job done. It is compared, round by round, with the `Worker` drain
+  with 4 processes of the same rounds.
+- Workload 8: consumers drain through the `Worker` and note when each `done()` was called; an
+  observer on another connection polls `events_after(..., to_status=done)` every millisecond.
+  Delay = first poll that saw the job - the decision (an upper bound, by at most one poll gap,
+  printed); "late for certain" counts jobs already not visible one poll *after* max_ack_delay.
+- Workload 1 (one job per call) runs every system in one process, alternating blocks of
   50 jobs, so the disk's slow spells cost every system alike."""
 
 

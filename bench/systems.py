@@ -61,6 +61,10 @@ class Adapter:
     def ack(self, key: Any) -> None:
         pass
 
+    def count(self) -> int:
+        """Jobs the system holds (every state): losses and duplicates of an enqueue run."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         """Make every acknowledgement so far durable (for systems that defer them)."""
 
@@ -102,6 +106,9 @@ class PQCore(Adapter):
     def put(self, payload: str) -> None:
         self.queue.enqueue(payload)
 
+    def count(self) -> int:
+        return int(self.queue.stats().total)
+
     def put_many(self, payloads: list[str]) -> None:
         for start in range(0, len(payloads), 10_000):
             self.queue.enqueue_many(payloads[start : start + 10_000])
@@ -128,6 +135,29 @@ class PQCore(Adapter):
         if self._worker is not None:
             self._worker.close()
         self.queue.close()
+
+
+class PQCorePerCall(PQCore):
+    """pq without the ``Worker``: ``claim(limit=1)`` then ``complete``, one call each, as a
+    user calling the API directly gets it (two transactions a job)."""
+
+    name = "pq-call"
+
+    def take(self, wait: float = 0.0) -> tuple[Any, str] | None:
+        deadline = time.monotonic() + wait
+        while True:
+            claimed = self.queue.claim(self.consumer_id, limit=1)
+            if claimed:
+                return claimed[0], claimed[0].data
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self.queue.wait_for_jobs(remaining):
+                return None
+
+    def ack(self, key: Any) -> None:
+        self.queue.complete(key.id, key.lease_token or "")
+
+    def flush(self) -> None:
+        pass
 
 
 class PQCorePolling(PQCore):
@@ -159,6 +189,9 @@ class Huey(Adapter):
 
     def put(self, payload: str) -> None:
         self.storage.enqueue(payload.encode())
+
+    def count(self) -> int:
+        return int(self.storage.queue_size())
 
     def take(self, wait: float = 0.0) -> tuple[Any, str] | None:
         deadline = time.monotonic() + wait
@@ -202,6 +235,9 @@ class PersistQueue(Adapter):
     def put(self, payload: str) -> None:
         self.q.put(payload)
 
+    def count(self) -> int:
+        return int(self.q.qsize())
+
     def take(self, wait: float = 0.0) -> tuple[Any, str] | None:
         deadline = time.monotonic() + wait
         while True:
@@ -240,6 +276,9 @@ class LiteQueue(Adapter):
 
     def put(self, payload: str) -> None:
         self.q.put(payload)
+
+    def count(self) -> int:
+        return int(self.q.qsize())
 
     def take(self, wait: float = 0.0) -> tuple[Any, str] | None:
         deadline = time.monotonic() + wait
@@ -287,6 +326,9 @@ class RawFloor(Adapter):
 
     def put(self, payload: str) -> None:
         self.conn.execute("INSERT INTO q (data) VALUES (?)", (payload,))
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM q").fetchone()[0])
 
     def put_many(self, payloads: list[str]) -> None:
         self.conn.execute("BEGIN IMMEDIATE")
@@ -341,12 +383,16 @@ class OneCommit(Adapter):
     def put(self, payload: str) -> None:
         self.conn.execute("INSERT INTO t (data) VALUES (?)", (payload,))
 
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM t").fetchone()[0])
+
     def close(self) -> None:
         self.conn.close()
 
 
 SYSTEMS: dict[str, Callable[[Path, str], Adapter]] = {
     "pq": PQCore,
+    "pq-call": PQCorePerCall,
     "pq-poll": PQCorePolling,
     "huey": Huey,
     "persist-queue": PersistQueue,

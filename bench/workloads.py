@@ -41,13 +41,22 @@ class Result:
     sync: str = ""
     note: str = ""
     waits_ms: list[float] = dataclasses.field(default_factory=list, repr=False)
+    # The rate of every round, in round order (None: that round failed), so a ratio can be
+    # taken round by round against a peer measured in the same round.
+    rates: list[float | None] = dataclasses.field(default_factory=list)
+
+    @property
+    def spread(self) -> tuple[float, float] | None:
+        """(min, max) of the round rates."""
+        ok = [r for r in self.rates if r is not None]
+        return (min(ok), max(ok)) if ok else None
 
     @classmethod
     def combine(cls, rounds: list[Result]) -> Result:
         """Rounds of one system in one workload: median rate, summed counts, pooled waits."""
         ok = [r for r in rounds if not r.note]
         if not ok:
-            return rounds[0]
+            return dataclasses.replace(rounds[0], rates=[None] * len(rounds))
         rates = [r.rate for r in ok if r.rate is not None]
         waits = sorted(w for r in ok for w in r.waits_ms)
         p50, p99 = _percentiles(waits)
@@ -67,7 +76,15 @@ class Result:
             sync=ok[0].sync,
             note="; ".join(r.note for r in rounds if r.note),
             waits_ms=waits,
+            rates=[None if r.note else r.rate for r in rounds],
         )
+
+
+def round_ratios(a: Result | None, b: Result | None) -> list[float]:
+    """a ÷ b in every round both completed (they ran in the same rounds)."""
+    if a is None or b is None:
+        return []
+    return [x / y for x, y in zip(a.rates, b.rates, strict=False) if x and y]
 
 
 def _percentiles(waits: list[float]) -> tuple[float | None, float | None]:
@@ -279,8 +296,9 @@ def enqueue_single(system: str, root: Path, sync: str, n: int) -> Result:
 
 
 def enqueue_interleaved(systems: list[str], root: Path, sync: str, n: int) -> dict[str, Result]:
-    """One job per call for every system in one process, alternating blocks of 50 jobs,
-    so a slow spell of the shared disk costs every system the same."""
+    """One job per call for every system in one process, alternating blocks of 50 jobs in
+    the given order, so a slow spell of the shared disk costs every system the same.
+    Afterwards each system's job count is read back: losses and duplicates by count."""
     out = CTX.Queue()
     proc = CTX.Process(target=_interleaved_child, args=(systems, root, sync, n, out))
     proc.start()
@@ -289,9 +307,12 @@ def enqueue_interleaved(systems: list[str], root: Path, sync: str, n: int) -> di
     if "fatal" in result:
         raise RuntimeError(result["fatal"])
     return {
-        name: Result(rate=n / spent, n=n, sync=result["sync"][name])
+        name: Result(
+            rate=n / spent, n=n, sync=result["sync"][name],
+            duplicates=max(0, result["count"][name] - n), losses=max(0, n - result["count"][name]),
+        )
         for name, spent in result["spent"].items()
-    }
+    }  # fmt: skip
 
 
 def _interleaved_child(systems: list[str], root: Path, sync: str, n: int, out: Any) -> None:
@@ -306,7 +327,11 @@ def _interleaved_child(systems: list[str], root: Path, sync: str, n: int, out: A
                 for i in range(block, min(n, block + 50)):
                     adapter.put(f"job-{i}")
                 spent[name] += time.perf_counter() - t
-        out.put({"spent": spent, "sync": {k: a.readback() for k, a in adapters.items()}})
+        out.put({
+            "spent": spent,
+            "sync": {k: a.readback() for k, a in adapters.items()},
+            "count": {k: a.count() for k, a in adapters.items()},
+        })  # fmt: skip
     except BaseException as error:
         out.put({"fatal": f"{type(error).__name__}: {error}"})
     finally:
@@ -318,9 +343,19 @@ def enqueue_batch(system: str, root: Path, sync: str, n: int, chunk: int = 1000)
     directory = fresh_dir(root, f"w1b-{system}")
     payloads = [f"job-{i}" for i in range(n)]
     [out] = run_roles(system, directory, sync, [(role_put_many, (payloads, chunk))])
+    held = _held(system, directory)
     return Result(
-        rate=n / (out["end"] - out["start"]), n=n, sync=out["sync"], cpu_rate=n / out["cpu"]
-    )
+        rate=n / (out["end"] - out["start"]), n=n, sync=out["sync"], cpu_rate=n / out["cpu"],
+        duplicates=max(0, held - n), losses=max(0, n - held), errors=0,
+    )  # fmt: skip
+
+
+def _held(system: str, directory: Path) -> int:
+    adapter = SYSTEMS[system](directory, "NORMAL")
+    try:
+        return adapter.count()
+    finally:
+        adapter.close()
 
 
 def _tally(
