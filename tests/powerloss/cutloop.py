@@ -232,7 +232,14 @@ def sqlite_note() -> str:
         or (3, 50, 7) <= version < (3, 51)
         or ((3, 44, 6) <= version < (3, 45))
     )
-    bug = "" if fixed else " (has the WAL-reset bug: https://sqlite.org/wal.html#walresetbug)"
+    bug = (
+        ""
+        if fixed
+        else (
+            " (has the WAL-reset bug, https://sqlite.org/wal.html#walresetbug; pq's own FULL"
+            " checkpoints keep PASSIVE ones from racing a reset)"
+        )
+    )
     return f"SQLite {sqlite3.sqlite_version}{bug}"
 
 
