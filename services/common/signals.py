@@ -33,6 +33,8 @@ class StopRequest:
         self.signal_name: str | None = None
         self.requested_at: float | None = None
         self.exit_within: float | None = None
+        self._deadline_lock = threading.Lock()
+        self._deadline_armed = False
 
     def install(self, *, exit_within: float | None = None) -> StopRequest:
         """Handle SIGTERM/SIGINT; with ``exit_within``, a stop signal also starts a
@@ -40,7 +42,44 @@ class StopRequest:
         self.exit_within = exit_within
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if exit_within is not None:
+            self._watch_for_signals()
         return self
+
+    def _watch_for_signals(self) -> None:
+        """Start the deadline even while the main thread is blocked in a system call.
+
+        Python runs a signal's handler in the main thread, between bytecodes: a producer
+        blocked in a file operation on a hung disk never ran it, so its deadline never
+        started. CPython's C-level handler also writes the signal's number to the wakeup
+        fd at once, whatever the main thread is doing; a thread reading it arms the
+        deadline (the handler itself still requests the stop when it runs)."""
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        stops = {signal.SIGTERM.value, signal.SIGINT.value}
+
+        def watch() -> None:
+            while True:
+                received = os.read(read_end, 64)
+                if not received:
+                    return
+                for signum in received:
+                    if signum in stops:
+                        self._arm_deadline(signal.Signals(signum).name)
+
+        threading.Thread(target=watch, name="stop-deadline", daemon=True).start()
+
+    def _arm_deadline(self, name: str) -> None:
+        if self.exit_within is None:
+            return
+        with self._deadline_lock:
+            if self._deadline_armed:
+                return
+            self._deadline_armed = True
+        deadline = threading.Timer(self.exit_within, self._overdue, args=(name,))
+        deadline.daemon = True
+        deadline.start()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -48,10 +87,7 @@ class StopRequest:
             logger.warning("{} again: already stopping", name)
             return
         self.request(name)
-        if self.exit_within is not None:
-            deadline = threading.Timer(self.exit_within, self._overdue, args=(name,))
-            deadline.daemon = True
-            deadline.start()
+        self._arm_deadline(name)
 
     def _overdue(self, name: str) -> None:
         logger.error(
