@@ -81,6 +81,41 @@ def test_an_outcome_is_written_while_the_caller_works_on_the_next_job(
     assert queue.get(second.id).status is JobState.DONE
 
 
+def test_outcomes_ride_with_the_next_claim_without_waiting_for_the_ack_delay(
+    queue: Queue,
+) -> None:
+    # The flusher would take an hour: only the claim can have written them.
+    queue.enqueue_many(["a", "b", "c"])
+    with Worker(queue, "w1", batch=2, max_ack_delay=3600) as worker:
+        first, second = worker.next(), worker.next()
+        assert first is not None and second is not None
+        worker.done(first)
+        worker.fail(second, "boom", retryable=False)
+        third = worker.next()  # the buffer is empty: this claims, and settles the two
+        assert third is not None and third.data == "c"
+        assert queue.get(first.id).status is JobState.DONE
+        assert queue.get(second.id).status is JobState.PERMANENTLY_FAILED
+        worker.done(third)
+    assert queue.get(third.id).status is JobState.DONE
+
+
+def test_the_flusher_starts_early_by_twice_its_recent_writes_at_most_half_the_delay(
+    queue: Queue,
+) -> None:
+    worker = Worker(queue, "w1", max_ack_delay=0.05)
+    assert worker._flush_lead() == 0.0  # nothing measured yet
+    worker._write_seconds = 0.004
+    assert worker._flush_lead() == pytest.approx(0.008)
+    worker._write_seconds = 0.2  # a slow disk: still some time for outcomes to gather
+    assert worker._flush_lead() == pytest.approx(0.025)
+    queue.enqueue("a")
+    job = worker.next()
+    assert job is not None
+    worker.done(job)
+    worker.close()
+    assert 0 < worker._write_seconds < 0.2  # measured from the real write
+
+
 def test_a_buffered_job_with_an_aged_lease_is_given_back_and_claimed_afresh(
     queue: Queue, clock: FakeClock
 ) -> None:

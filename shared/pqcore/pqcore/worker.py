@@ -10,10 +10,12 @@ per batch instead of two per job.
 Guarantees (the queue's at-least-once and fencing rules are unchanged; the helper only
 groups calls):
 
-* Every outcome is written within ``max_ack_delay`` seconds: a flusher thread writes
-  outcomes that waited that long even while the caller is busy with a long job, so a
-  finished job is never left to expire its lease and run again. Claims do not wait for
-  younger outcomes, so picking up a job never waits for the fsync of completions.
+* Every outcome is written within ``max_ack_delay`` seconds: waiting outcomes ride with
+  the next claim (one commit for both: a claim is as durable as an outcome, so it costs
+  no extra fsync), and a flusher thread writes them while the caller is busy with a long
+  job, so a finished job is never left to expire its lease and run again. The flusher
+  starts early by about twice what its recent writes took, so the commit ends, not
+  starts, by the deadline.
 * Claimed jobs that were never handed out are released (attempt given back) by
   ``close()``; jobs handed out and not reported stay held until their lease expires,
   exactly as with ``claim``.
@@ -86,6 +88,7 @@ class Worker:
         self._ready: deque[tuple[Job, float]] = deque()
         self._outcomes: list[Outcome] = []
         self._oldest_outcome_at = 0.0
+        self._write_seconds = 0.0  # how long writing outcomes has taken lately, smoothed
         self._lock = threading.Condition()
         self._flusher: threading.Thread | None = None
         self._flusher_error: BaseException | None = None
@@ -110,10 +113,7 @@ class Worker:
                 self._record(
                     *(Outcome(j.id, _token(j), OutcomeKind.RELEASE, "lease aged") for j in stale)
                 )
-            # Claim first; waiting outcomes ride along only once they are due. A pickup
-            # then never waits for the fsync of completions, and completions of many
-            # batches share one durable commit (the flusher's, within max_ack_delay).
-            if self._settle(self._claim_size(), with_outcomes=self._outcomes_due()):
+            if self._settle(self._claim_size()):
                 continue
             self._handed_at = None  # idle: the time until the next job is no job's pace
             remaining = deadline - time.monotonic()
@@ -212,28 +212,12 @@ class Worker:
             self._start_flusher()
             self._lock.notify_all()
 
-    def _outcomes_due(self) -> bool:
-        """Outcomes go with the next claim once the oldest waited max_ack_delay, or at
-        once when one gives a job back (it may be the very job to claim next)."""
-        with self._lock:
-            if not self._outcomes:
-                return False
-            if time.monotonic() - self._oldest_outcome_at >= self.max_ack_delay:
-                return True
-            return any(o.kind == OutcomeKind.RELEASE for o in self._outcomes)
+    def _flush_lead(self) -> float:
+        """How long before an outcome's deadline the flusher starts writing it."""
+        return min(self.max_ack_delay / 2, 2 * self._write_seconds)
 
-    def _settle(self, limit: int, *, with_outcomes: bool = True) -> int:
-        """Write waiting outcomes (unless told not to) and claim up to ``limit`` more,
-        in one transaction."""
-        self._raise_flusher_error()
-        with self._lock:
-            if with_outcomes:
-                outcomes, self._outcomes = self._outcomes, []
-            else:
-                outcomes = []
-        if not outcomes and not limit:
-            return 0
-        claimed_at = self._clock()  # before the call: the lease started no later
+    def _timed_write(self, outcomes: list[Outcome], limit: int) -> SettleResult:
+        started = time.monotonic()
         try:
             result = self.queue.settle_and_claim(
                 outcomes,
@@ -246,6 +230,21 @@ class Worker:
             with self._lock:  # nothing was written: keep them for the next attempt
                 self._outcomes[:0] = outcomes
             raise
+        if outcomes:
+            took = time.monotonic() - started
+            with self._lock:
+                self._write_seconds = 0.8 * self._write_seconds + 0.2 * took
+        return result
+
+    def _settle(self, limit: int) -> int:
+        """Write waiting outcomes and claim up to ``limit`` more, in one transaction."""
+        self._raise_flusher_error()
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        if not outcomes and not limit:
+            return 0
+        claimed_at = self._clock()  # before the call: the lease started no later
+        result = self._timed_write(outcomes, limit)
         self._report(outcomes, result)
         self._ready.extend((job, claimed_at) for job in result.claimed)
         return len(result.claimed)
@@ -259,13 +258,14 @@ class Worker:
 
     def _flush_when_due(self) -> None:
         # Sleeps on the condition while nothing waits (no CPU when idle); writes the
-        # outcomes once the oldest has waited max_ack_delay.
+        # outcomes in time for the oldest to be committed within max_ack_delay.
         try:
             while True:
                 with self._lock:
                     while not self._closed:
                         if self._outcomes:
-                            due = self._oldest_outcome_at + self.max_ack_delay - time.monotonic()
+                            deadline = self._oldest_outcome_at + self.max_ack_delay
+                            due = deadline - self._flush_lead() - time.monotonic()
                             if due <= 0:
                                 break
                             self._lock.wait(due)
@@ -274,13 +274,7 @@ class Worker:
                     if self._closed:
                         return
                     outcomes, self._outcomes = self._outcomes, []
-                try:
-                    result = self.queue.settle_and_claim(outcomes, self.consumer_id, limit=0)
-                except BaseException:
-                    with self._lock:
-                        self._outcomes[:0] = outcomes
-                    raise
-                self._report(outcomes, result)
+                self._report(outcomes, self._timed_write(outcomes, 0))
         except BaseException as error:  # surfaced to the caller on its next call
             with self._lock:
                 self._flusher_error = error
