@@ -108,12 +108,13 @@ def test_the_flusher_starts_early_by_twice_its_recent_writes_at_most_half_the_de
     assert worker._flush_lead() == pytest.approx(0.008)
     worker._write_seconds = 0.2  # a slow disk: still some time for outcomes to gather
     assert worker._flush_lead() == pytest.approx(0.025)
+    worker._write_seconds = 0.0
     queue.enqueue("a")
     job = worker.next()
     assert job is not None
     worker.done(job)
     worker.close()
-    assert 0 < worker._write_seconds < 0.2  # measured from the real write
+    assert worker._write_seconds > 0  # the real write of the outcome was measured
 
 
 def test_a_buffered_job_with_an_aged_lease_is_given_back_and_claimed_afresh(
