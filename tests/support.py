@@ -31,3 +31,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def main_thread_waits_on_fuse(pid: int) -> bool:
+    """The process's main thread sleeps in the kernel's wait for a FUSE server's answer."""
+    try:
+        with open(f"/proc/{pid}/wchan") as wchan:
+            where = wchan.read()
+    except OSError:
+        return False
+    return "fuse" in where or "request_wait_answer" in where

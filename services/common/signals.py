@@ -23,6 +23,7 @@ EXIT_OVERDUE = 3  # like a storage error: the stop could not finish its last wri
 # How long the manager and the producer may take to stop: their last writes (resign the
 # leadership, nothing for a producer) are one statement each.
 STOP_SECONDS = 5.0
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 class StopRequest:
@@ -36,15 +37,34 @@ class StopRequest:
         self._deadline_lock = threading.Lock()
         self._deadline_armed = False
 
-    def install(self, *, exit_within: float | None = None) -> StopRequest:
+    def install(
+        self, *, exit_within: float | None = None, signals_off_main_thread: bool = False
+    ) -> StopRequest:
         """Handle SIGTERM/SIGINT; with ``exit_within``, a stop signal also starts a
-        deadline after which the process exits whatever it is blocked in."""
+        deadline after which the process exits whatever it is blocked in.
+
+        ``signals_off_main_thread``: the signals are blocked in the main thread (and in
+        every thread started after this call) and taken by a thread of their own. The
+        kernel hands a process's signal to its main thread first; one stuck in a request
+        to a hung disk (FUSE, NFS) takes it and cannot act on it until the request
+        returns, so neither Python's handler nor the wakeup fd below ever sees it (a
+        manager on a paused FaultFS, 1 run in 10). Call it before starting threads. Not
+        for a process that starts programs of its users (the consumer's handlers): they
+        would inherit the blocked signals and ignore their own SIGTERM."""
         self.exit_within = exit_within
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        if signals_off_main_thread:  # before any thread starts, so each inherits it
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            threading.Thread(target=self._take_signals, name="stop-signals", daemon=True).start()
         if exit_within is not None:
             self._watch_for_signals()
         return self
+
+    def _take_signals(self) -> None:
+        while True:
+            name = signal.Signals(signal.sigwait(STOP_SIGNALS)).name
+            self._stop_on(name)
 
     def _watch_for_signals(self) -> None:
         """Start the deadline even while the main thread is blocked in a system call.
@@ -82,7 +102,9 @@ class StopRequest:
         deadline.start()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        name = signal.Signals(signum).name
+        self._stop_on(signal.Signals(signum).name)
+
+    def _stop_on(self, name: str) -> None:
         if self._event.is_set():
             logger.warning("{} again: already stopping", name)
             return

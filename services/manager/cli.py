@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as error:
         raise SystemExit(f"pq manager: {error}") from None
-    stop = StopRequest().install(exit_within=STOP_SECONDS)
+    stop = StopRequest().install(exit_within=STOP_SECONDS, signals_off_main_thread=True)
     manager_id = process_id("manager")
     with open_service_queue(args, stop=stop) as queue:
         register_queue_collector(lambda: open_service_queue(args))

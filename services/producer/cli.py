@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.count is not None and args.count < 0:
         raise SystemExit("pq producer: --count must not be negative")
-    stop = StopRequest().install(exit_within=STOP_SECONDS)
+    stop = StopRequest().install(exit_within=STOP_SECONDS, signals_off_main_thread=True)
     producer_id = process_id("producer")
     start_metrics_server("producer", args.metrics_port, args.metrics_address)
     with open_service_queue(args, stop=stop, max_attempts=args.max_attempts) as queue:
