@@ -11,10 +11,12 @@ after a crash, and every outcome the service acknowledged was already committed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
 
 from loguru import logger
@@ -36,6 +38,7 @@ class StopRequest:
         self.exit_within: float | None = None
         self._deadline_lock = threading.Lock()
         self._deadline_armed = False
+        self._signals_off_main_thread = False
 
     def install(
         self, *, exit_within: float | None = None, signals_off_main_thread: bool = False
@@ -48,18 +51,33 @@ class StopRequest:
         kernel hands a process's signal to its main thread first; one stuck in a request
         to a hung disk (FUSE, NFS) takes it and cannot act on it until the request
         returns, so neither Python's handler nor the wakeup fd below ever sees it (a
-        manager on a paused FaultFS, 1 run in 10). Call it before starting threads. Not
-        for a process that starts programs of its users (the consumer's handlers): they
-        would inherit the blocked signals and ignore their own SIGTERM."""
+        manager on a paused FaultFS, 1 run in 10). Call it before starting threads. Code
+        of users that may start programs runs inside ``signals_delivered_here()``, or the
+        programs would inherit the blocked signals and ignore their own SIGTERM."""
         self.exit_within = exit_within
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
+        self._signals_off_main_thread = signals_off_main_thread
         if signals_off_main_thread:  # before any thread starts, so each inherits it
             signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
             threading.Thread(target=self._take_signals, name="stop-signals", daemon=True).start()
         if exit_within is not None:
             self._watch_for_signals()
         return self
+
+    @contextlib.contextmanager
+    def signals_delivered_here(self) -> Iterator[None]:
+        """Unblock the stop signals in this thread for the block's duration (a user's
+        handler, whose child processes inherit the mask); a no-op unless they are off
+        the main thread."""
+        if not self._signals_off_main_thread:
+            yield
+            return
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        try:
+            yield
+        finally:
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
 
     def _take_signals(self) -> None:
         while True:

@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         settings.check_liveness_timeout(args.liveness_timeout)
     except ValueError as error:
         raise SystemExit(f"pq consumer: {error}") from None
-    stop = StopRequest().install(exit_within=settings.stop_deadline)
+    stop = StopRequest().install(exit_within=settings.stop_deadline, signals_off_main_thread=True)
     consumer_id = process_id()
     port = args.metrics_port + args.metrics_port_offset if args.metrics_port else 0
     start_metrics_server("consumer", port, args.metrics_address)

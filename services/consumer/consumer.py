@@ -356,7 +356,8 @@ class Consumer:
         )
         started = time.monotonic()
         try:
-            self._run_with_retries(handler, ctx)
+            with self.stop.signals_delivered_here():  # programs it starts get SIGTERM
+                self._run_with_retries(handler, ctx)
             self._report(held, OutcomeKind.DONE)
         except handlers.JobAbandoned as why:
             self._report(held, OutcomeKind.RELEASE, f"consumer stopping: {why}")
@@ -381,7 +382,8 @@ class Consumer:
         metrics.BUSY.set(1)
         started = time.monotonic()
         try:
-            outcome = running.run(self.queue, job, lease_lost=held.lease_lost)
+            with self.stop.signals_delivered_here():
+                outcome = running.run(self.queue, job, lease_lost=held.lease_lost)
             if outcome.kind is running.RunKind.DONE:
                 self._report(held, OutcomeKind.DONE, result=outcome.value)
             elif outcome.kind is running.RunKind.FAILED:

@@ -112,3 +112,26 @@ def test_without_the_signal_thread_the_stuck_main_thread_swallows_the_signal() -
     it, the deadline never starts (the failure the chaos test found, 1 run in 10)."""
     code, output = _stop_while_stuck_on_a_hung_disk(off_main=False)
     assert code is None, output
+
+
+CHILD_MASKS = """
+import signal, subprocess, sys
+from services.common.signals import StopRequest
+stop = StopRequest().install(exit_within=5.0, signals_off_main_thread=True)
+mask = "import signal; print(sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])))"
+probe = [sys.executable, "-c", mask]
+print("outside", subprocess.run(probe, capture_output=True, text=True).stdout.strip())
+with stop.signals_delivered_here():
+    print("handler", subprocess.run(probe, capture_output=True, text=True).stdout.strip())
+"""
+
+
+def test_programs_a_handler_starts_do_not_inherit_blocked_stop_signals() -> None:
+    """A consumer's handler runs inside ``signals_delivered_here``: a program it starts
+    must still be stoppable by SIGTERM, although the main thread blocks it elsewhere."""
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD_MASKS], capture_output=True, text=True, cwd=ROOT, timeout=60
+    )
+    lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+    assert "Signals.SIGTERM" in lines["outside"], result.stdout + result.stderr
+    assert "SIGTERM" not in lines["handler"] and "SIGINT" not in lines["handler"], result.stdout
