@@ -92,8 +92,7 @@ def _stop_while_stuck_on_a_hung_disk(off_main: bool) -> tuple[int | None, str]:
             code: int | None = process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             code = None
-        process.kill()  # ends a request the paused server never read
-    finally:
+    finally:  # SIGKILL ends a request the paused server never read
         os.kill(fs.proc.pid, signal.SIGCONT)
         process.kill()
         process.wait()
@@ -108,8 +107,8 @@ def test_the_deadline_starts_while_the_main_thread_waits_on_a_hung_disk() -> Non
 
 
 def test_without_the_signal_thread_the_stuck_main_thread_swallows_the_signal() -> None:
-    """Why the manager and the producer take their signals off the main thread: without
-    it, the deadline never starts (the failure the chaos test found, 1 run in 10)."""
+    """Why the services take their signals off the main thread: without it, the deadline
+    never starts (the failure the chaos test found, 1 run in 10)."""
     code, output = _stop_while_stuck_on_a_hung_disk(off_main=False)
     assert code is None, output
 
