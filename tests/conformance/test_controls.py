@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
-from pqcore import EnqueueRequest, InvalidArgument, JobState, Queue
+from pqcore import EnqueueRequest, InvalidArgument, Job, JobState, Queue
+from pqcore.driver import Session
 from tests.backends import FakeClock, QueueMaker
 from tests.conformance.helpers import token
 
@@ -132,6 +134,47 @@ def test_a_rate_limit_allows_so_many_claims_per_sliding_window(
     assert len(queue.claim("c1", limit=10)) == 2
     control = queue.controls()["api"]
     assert (control.rate_limit, control.rate_period, control.concurrency_limit) == (3, 10.0, None)
+
+
+def test_a_limited_claim_takes_its_time_when_its_turn_comes_not_when_it_began(
+    make_queue: QueueMaker,
+) -> None:
+    """A rate window is only as good as the claim times in it. A claim that waited for
+    the queue's turn (another claimer held it) must count the window from when it got the
+    turn: counted from when its transaction began, it could miss claims a later turn had
+    already pruned as past, and let more than the limit through (seen in a chaos run on
+    PostgreSQL: 6 claims in 1 s at a limit of 5)."""
+    queue = make_queue()  # the real clock: the wait below is real
+    fill(queue, "api", 2)
+    queue.set_limits("api", rate=5, rate_period=1, actor="alice")
+    holder = make_queue()
+    turn_taken, release = threading.Event(), threading.Event()
+    released_after: list[float] = []
+
+    def hold_the_turn(session: Session) -> None:
+        assert session.one("control_lock", {"queue": "api"}) is not None
+        turn_taken.set()
+        assert release.wait(10)
+        released_after.append(time.time())  # the turn passes at the commit, after this
+
+    hold = threading.Thread(target=holder.driver.write, args=(hold_the_turn,))
+    hold.start()
+    assert turn_taken.wait(10)
+    claimed: list[Job] = []
+    claim = threading.Thread(target=lambda: claimed.extend(queue.claim("c1")))
+    began = time.time()
+    claim.start()
+    time.sleep(0.5)
+    assert claimed == []  # still waiting for its turn
+    release.set()
+    hold.join(10)
+    claim.join(10)
+    assert len(claimed) == 1
+    assert claimed[0].started_at is not None
+    assert claimed[0].started_at >= released_after[0] - 0.001 > began + 0.4
+    (event,) = [e for e in queue.history(claimed[0].id) if e.action == "claim"]
+    assert event.at == claimed[0].started_at
+    holder.close()
 
 
 def test_a_per_key_rate_limit(queue: Queue, clock: FakeClock) -> None:

@@ -251,6 +251,12 @@ class Controls(QueueCore):
         control = QueueControl.from_row(row)
         if control.paused:
             return []
+        # The decision is made at the time the lock was granted, not when the transaction
+        # began: claims then carry times in the order they took turns, and a rate window
+        # read with an older time could miss claims another turn, with a later time,
+        # already pruned as past (a rate limit let 6 through in 1 s in a chaos run).
+        at = _row(session, "clock_after_lock", {"at": self._now()})["now"]
+        params = {**params, "now": float(at)}
         allowed = self._allowance(session, control, params["now"], limit)
         if allowed <= 0:
             return []

@@ -62,3 +62,9 @@ SELECT current_database() AS name, pg_postmaster_start_time()::text AS started,
 -- name: pq_wake
 -- Queue.wake: a notification outside any transaction (SQLite rings its doorbell instead).
 SELECT pg_notify('pq_jobs', q) FROM unnest(CAST(:queues AS text[])) AS q;
+
+-- name: clock_after_lock
+-- transaction_timestamp() (what :now reads) is when the transaction began, which can
+-- be long before a lock it waited for was granted; clock_timestamp() is the time now.
+SELECT CAST(coalesce(CAST(:at AS float8), extract(epoch FROM clock_timestamp()))
+            AS float8) AS now;

@@ -51,6 +51,11 @@ SELECT * FROM jobs WHERE id = :id;
 -- The queue's clock as a number (on PostgreSQL the server's, in this transaction).
 SELECT :now AS now;
 
+-- name: clock_after_lock
+-- The clock read once a lock a decision depends on was granted: the caller's value
+-- (the host's clock, or a test's) here, the server's at this statement on PostgreSQL.
+SELECT :at AS now;
+
 -- name: events_for_job
 SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
 
