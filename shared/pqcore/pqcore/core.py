@@ -96,12 +96,13 @@ class QueueCore:
         *,
         connection: object = None,
         single_statement: bool = False,
+        idempotent: bool = True,
     ) -> T:
         """Run ``body`` in a write transaction of the queue's own, or inside the caller's
         open transaction on ``connection`` (``Driver.borrowed``)."""
         if connection is not None:
             return self.driver.borrowed(connection, body)
-        return self.driver.write(body, single_statement=single_statement)
+        return self.driver.write(body, single_statement=single_statement, idempotent=idempotent)
 
     def wake(self, queues: Iterable[str] | None = None) -> None:
         """Wake idle consumers now: after committing jobs enqueued on your own SQLite

@@ -65,14 +65,16 @@ class Driver(abc.ABC):
     where: str  # for messages: a path, or user@host:port/db (never a password)
 
     @abc.abstractmethod
-    def write(self, body: Body[T], *, single_statement: bool = False) -> T:
+    def write(self, body: Body[T], *, single_statement: bool = False, idempotent: bool = True) -> T:
         """Run ``body`` in one write transaction and commit; retried whole where the
         dialect says it is safe (busy, serialization failure). Any exception rolls back.
 
         The commit is as durable as the database is configured for (no write is made
         less durable than another: see ``SQLiteDriver.write``). ``single_statement=True``:
         at most one statement of ``body`` changes data, so the driver may skip
-        BEGIN/COMMIT round trips."""
+        BEGIN/COMMIT round trips. ``idempotent=False``: running that statement twice
+        would change data twice (an unkeyed insert), so a connection lost while it ran
+        is reported as an outcome unknown, not retried."""
 
     @abc.abstractmethod
     def read(self, body: Callable[[Session], T], *, snapshot: bool = False) -> T:

@@ -149,6 +149,12 @@ class DatabaseUnavailable(StorageError):
     """The queue database cannot be opened or created."""
 
 
+class OutcomeUnknown(DatabaseUnavailable):
+    """The connection broke while a change was committing: it may or may not have been
+    applied. Look before repeating a change that is not idempotent (an unkeyed enqueue:
+    give it a dedupe key to make a repeat safe)."""
+
+
 class DatabaseReadOnly(StorageError):
     """The queue database is read-only; nothing was changed."""
 

@@ -105,7 +105,7 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
                     plain.append(row[0])
                     continue
                 if len(plain) == 1:  # one statement, where the bulk path needs three
-                    jobs += session.jobs("job_insert_plain_one", {**plain[0], **shared})
+                    jobs += session.jobs("job_enqueue_plain_one", {**plain[0], **shared})
                 elif plain:  # one bulk insert for the run, keeping ids in input order
                     jobs += session.insert_jobs(plain, shared)
                 plain = []
@@ -115,7 +115,12 @@ class Queue(Reading, Administration, RuntimeSettings, Schedules, Dependencies):
             session.notify({job.queue for job in jobs})
             return jobs
 
-        return self._write(body, connection=connection)
+        # One plain job is one statement. It is not idempotent: a connection lost while
+        # it ran must be reported (it may have enqueued), never silently run again.
+        single = len(rows) == 1 and rows[0][0]["dedupe_key"] is None and not rows[0][1]
+        return self._write(
+            body, connection=connection, single_statement=single, idempotent=not single
+        )
 
     def _insert_one(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import select
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -131,14 +132,28 @@ def _server_words(error: BaseException) -> str:
     return text.split("failed: ", 1)[-1] if "failed: " in text else text
 
 
+def _check_pooled(conn: Connection) -> None:
+    """On each checkout from the pool. A server that ended the connection (a restart,
+    pg_terminate_backend) has said so on its socket, which a poll sees without a round
+    trip; only then is the connection tried, and if dead, replaced by the pool. So a
+    statement that must not be repeated is rarely sent on a connection already gone."""
+    if select.select([conn.fileno()], [], [], 0)[0]:
+        ConnectionPool.check_connection(conn)
+
+
 def _retryable(error: BaseException) -> bool:
     return (getattr(error, "sqlstate", None) or "") in RETRYABLE_SQLSTATES
+
+
+# Queries whose SQL sends the NOTIFY for the jobs they return (postgresql.sql).
+NOTIFY_IN_STATEMENT = frozenset({"job_enqueue_plain_one"})
 
 
 class PostgresSession(Session):
     def __init__(self, conn: Connection, *, borrowed: bool = False) -> None:
         self.conn = conn
-        self.queues: set[str] = set()
+        self.queues: set[str] = set()  # to notify at the end of the transaction
+        self.notified: set[str] = set()  # already notified by a statement of it
         self.borrowed = borrowed  # the caller's connection: its row factory is its own
 
     def _execute(self, query: str, params: Params | None) -> psycopg.Cursor[dict[str, Any]]:
@@ -156,7 +171,10 @@ class PostgresSession(Session):
         return self._execute(query, params).rowcount
 
     def jobs(self, query: str, params: Params | None = None) -> list[Job]:
-        return [Job.from_row(row) for row in self._execute(query, params).fetchall()]
+        found = [Job.from_row(row) for row in self._execute(query, params).fetchall()]
+        if query in NOTIFY_IN_STATEMENT:
+            self.notified.update(job.queue for job in found)
+        return found
 
     def insert_jobs(self, rows: Sequence[Mapping[str, Any]], params: Params) -> list[Job]:
         columns = {
@@ -171,10 +189,12 @@ class PostgresSession(Session):
         self.queues.update(queues)
 
     def send_notifications(self) -> None:
-        """One NOTIFY statement per transaction, delivered when it commits."""
-        if self.queues:
-            self.conn.execute(NOTIFY, {"queues": sorted(self.queues)})
-            self.queues.clear()
+        """One NOTIFY statement per transaction, delivered when it commits, for the
+        queues no statement has notified already."""
+        pending = self.queues - self.notified
+        if pending:
+            self.conn.execute(NOTIFY, {"queues": sorted(pending)})
+        self.queues.clear()
 
 
 IDENTITY = QUERIES["database_identity"]
@@ -239,6 +259,7 @@ class PostgresDriver(Driver):
                     max_size=self.settings.pg_pool_size,
                     kwargs={"row_factory": dict_row, "autocommit": True, **self._connect_kwargs},
                     timeout=POOL_WAIT_SECONDS,
+                    check=_check_pooled,
                     name=f"pq {self.where}",
                     open=True,
                 )
@@ -254,23 +275,34 @@ class PostgresDriver(Driver):
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Body[T], *, single_statement: bool = False) -> T:
+    def write(self, body: Body[T], *, single_statement: bool = False, idempotent: bool = True) -> T:
         """A body of one statement runs without BEGIN/COMMIT (PostgreSQL makes it atomic
-        by itself), and may be retried once on a fresh connection when the old one broke:
-        every single-statement write here is guarded or idempotent, so a repeat after an
-        unseen success changes nothing twice (a repeated completion reports LeaseLost).
-        Durability is the server's business (synchronous_commit)."""
-        return self._run(body, transaction=not single_statement)
+        by itself). If the connection breaks while it runs, the statement may have
+        committed: a guarded or idempotent one is tried once more on a fresh connection
+        (a repeat after an unseen success changes nothing twice; a repeated completion
+        reports LeaseLost), any other is reported as of unknown outcome. Durability is
+        the server's business (synchronous_commit)."""
+        return self._run(body, transaction=not single_statement, repeatable=idempotent)
 
     def read(self, body: Callable[[Session], T], *, snapshot: bool = False) -> T:
         return self._run(body, transaction=snapshot, begin=BEGIN_SNAPSHOT)
 
-    def _run(self, body: Callable[[Session], T], *, transaction: bool, begin: str = "BEGIN") -> T:
+    def _run(
+        self,
+        body: Callable[[Session], T],
+        *,
+        transaction: bool,
+        begin: str = "BEGIN",
+        repeatable: bool = True,
+    ) -> T:
         # Pooled connections are in autocommit mode; transactions are explicit, so a body
-        # of one statement costs one round trip.
+        # of one statement costs one round trip. Without a transaction every statement
+        # commits as it runs: once one was sent, a broken connection leaves its outcome
+        # unknown (``committing`` from the start).
         retries = self.settings.busy_retries
         for tries in range(retries + 1):
-            committing = broken = False
+            committing = not transaction and not repeatable
+            broken = False
             try:
                 with self.pool().connection() as conn:
                     session = PostgresSession(conn)
@@ -292,13 +324,15 @@ class PostgresDriver(Driver):
                 # A connection that died before COMMIT (server restart, idle timeout) took
                 # its transaction with it: one fresh try on another connection is safe.
                 lost_before_commit = broken and not committing and tries == 0
-                if lost_before_commit:
+                if broken:
                     self._discard_broken()  # its pool-mates likely died with it (a restart)
                 if tries < retries and (_retryable(error) or lost_before_commit):
                     time.sleep(min(0.5, 0.005 * 2**tries) * (0.5 + random.random()))
                     continue
-                if committing and isinstance(error, psycopg.OperationalError):
-                    raise errors.DatabaseUnavailable(
+                # A statement that failed on a live connection did not commit.
+                unknown = committing and (transaction or broken)
+                if unknown and isinstance(error, psycopg.OperationalError):
+                    raise errors.OutcomeUnknown(
                         f"the connection to PostgreSQL at {self.where} broke while committing:"
                         " the change may or may not have been applied"
                     ) from None

@@ -309,9 +309,11 @@ class SQLiteDriver(Driver):
 
     # ------------------------------------------------------------ transactions
 
-    def write(self, body: Body[T], *, single_statement: bool = False) -> T:
-        """``BEGIN IMMEDIATE``, retried whole on SQLITE_BUSY. Every commit waits for the
-        disk at the configured ``synchronous`` level, claims included.
+    def write(self, body: Body[T], *, single_statement: bool = False, idempotent: bool = True) -> T:
+        """``BEGIN IMMEDIATE``, retried whole on SQLITE_BUSY (a refused BEGIN or a
+        rolled-back body: never a commit of unknown outcome, so ``idempotent`` does not
+        matter here). Every commit waits for the disk at the configured ``synchronous``
+        level, claims included.
 
         No commit is relaxed to ``synchronous=NORMAL`` (claims once were): that leaves
         committed frames in the WAL that only a later fsync writes. If that fsync fails,

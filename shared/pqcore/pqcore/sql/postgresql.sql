@@ -63,6 +63,12 @@ SELECT current_database() AS name, pg_postmaster_start_time()::text AS started,
 -- Queue.wake: a notification outside any transaction (SQLite rings its doorbell instead).
 SELECT pg_notify('pq_jobs', q) FROM unnest(CAST(:queues AS text[])) AS q;
 
+-- name: job_enqueue_plain_one
+-- The NOTIFY (channel pg_listen.CHANNEL) folded into the insert: sent when the statement
+-- commits, for the job's queue, with no round trip of its own (PostgresSession knows).
+WITH job AS ({_insert_plain_one})
+SELECT job.* FROM job CROSS JOIN LATERAL (SELECT pg_notify('pq_jobs', job.queue)) AS woken;
+
 -- name: clock_after_lock
 -- transaction_timestamp() (what :now reads) is when the transaction began, which can
 -- be long before a lock it waited for was granted; clock_timestamp() is the time now.

@@ -33,6 +33,14 @@ DO NOTHING
 RETURNING *;
 
 -- name: job_insert_plain_one
+{_insert_plain_one};
+
+-- name: job_enqueue_plain_one
+-- A claimable job without a dedupe key, enqueued: the insert, and on PostgreSQL the
+-- wake-up in the same statement (postgresql.sql), so one enqueue is one round trip.
+{_insert_plain_one};
+
+-- name: _insert_plain_one
 -- One job without a dedupe key: no conflict is possible, so no upsert to pay for.
 -- :waiting_for counts the jobs it depends on that have not finished (0: claimable).
 INSERT INTO jobs (queue, data, status, priority, run_at, attempts, max_attempts,
