@@ -81,6 +81,10 @@ class HandlerContext:
     lease_lost: threading.Event
     # Set (before ``lease_lost``) when the lease went because an operator cancelled the job.
     cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
+    # Takes an open file descriptor whose writes must be on disk before the job is
+    # reported done, and closes it later: the consumer fsyncs a batch of them together
+    # just before their outcomes are written. None: fsync it yourself, now.
+    sync_later: Callable[[int], None] | None = None
 
     def check_lease(self) -> None:
         """Raise ``CancelledDuringWork`` once an operator cancelled the job, or
@@ -183,9 +187,17 @@ def append_completion(ctx: HandlerContext) -> None:
         data = line.encode("utf-8")
         if os.write(fd, data) != len(data):
             raise OSError(errno.EIO, f"short write to {path}")
-        os.fsync(fd)
+        if ctx.sync_later is None:
+            os.fsync(fd)
+        else:
+            # Unlocked now: a later delivery must not wait for this batch's fsync (the
+            # holder may be stopped); it sees the line and writes it durably itself.
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            ctx.sync_later(fd)
+            fd = -1  # the consumer's now
     finally:
-        os.close(fd)  # also drops the lock
+        if fd >= 0:
+            os.close(fd)  # also drops the lock
 
 
 def _read_all(fd: int) -> bytes:

@@ -4,12 +4,13 @@ claimed-but-unstarted jobs given back on close, stale leases never handed out.""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 
 import pytest
 
-from pqcore import InvalidArgument, JobState, Queue
+from pqcore import InvalidArgument, JobState, Outcome, OutcomeKind, Queue
 from pqcore.worker import Worker
 from tests.backends import FakeClock, QueueMaker
 
@@ -194,3 +195,47 @@ def test_on_settled_hears_of_every_outcome_and_of_lost_leases(
         worker.done(b)
         worker.flush()
     assert sorted(heard) == [(a.id, True), (b.id, False)]
+
+
+def test_before_write_sees_each_outcome_before_it_is_written_and_may_change_it(
+    queue: Queue,
+) -> None:
+    """A consumer makes its jobs' effects durable there: a done whose effect could not
+    be made durable is written as a retryable failure, and on_settled hears of what was
+    written. A hook that raises writes nothing; the outcomes are kept for the next try."""
+    queue.enqueue_many(["kept", "refused"])
+    seen: list[list[str]] = []
+    heard: list[tuple[int, str]] = []
+    broken = [True]
+
+    def before_write(outcomes: list[Outcome]) -> list[Outcome]:
+        seen.append([queue.get(o.job_id).status.value for o in outcomes])
+        if broken[0]:
+            broken[0] = False
+            raise OSError("the disk went away")
+        return [
+            o if queue.get(o.job_id).data == "kept"
+            else dataclasses.replace(o, kind=OutcomeKind.FAILED, error="not durable")
+            for o in outcomes
+        ]  # fmt: skip
+
+    worker = Worker(
+        queue, "w1", batch=2, max_ack_delay=60, before_write=before_write,
+        on_settled=lambda o, j: heard.append((o.job_id, str(o.kind))),
+    )  # fmt: skip
+    kept, refused = worker.next(), worker.next()
+    assert kept is not None and refused is not None
+    worker.done(kept)
+    worker.done(refused)
+    with pytest.raises(OSError, match="the disk went away"):
+        worker.flush()
+    assert queue.get(kept.id).status is JobState.PROCESSING  # nothing was written
+    worker.close()
+    assert seen == [["processing", "processing"]] * 2  # called before each write
+    assert queue.get(kept.id).status is JobState.DONE
+    assert queue.get(refused.id).status is JobState.FAILED
+    assert queue.get(refused.id).error == "not durable"
+    assert sorted(heard) == [
+        (kept.id, str(OutcomeKind.DONE)),
+        (refused.id, str(OutcomeKind.FAILED)),
+    ]

@@ -24,6 +24,9 @@ groups calls):
 * Outcomes whose lease was lost (rescued, operator action) are not applied; their ids
   collect in ``lost``, and ``on_settled(outcome, job_or_None)`` hears of every outcome
   once it was written (None: refused, the lease was lost).
+* ``before_write(outcomes)`` runs just before outcomes are written and returns the ones
+  to write: a consumer makes its jobs' effects durable there, a batch at a time, and
+  turns a done whose effect could not be made durable into a failure.
 * ``prefetch_seconds`` keeps long jobs from being hoarded: the worker claims only as
   many jobs as it expects to hand out within that time (from the pace it has been
   handing them out at), at least one and at most ``batch``. Without it every claim
@@ -62,6 +65,7 @@ class Worker:
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         prefetch_seconds: float | None = None,
         on_settled: Callable[[Outcome, Job | None], None] | None = None,
+        before_write: Callable[[list[Outcome]], list[Outcome]] | None = None,
     ) -> None:
         if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
             raise InvalidArgument("batch must be an integer from 1 to 10000")
@@ -77,6 +81,7 @@ class Worker:
         self.max_ack_delay = max_ack_delay
         self.prefetch_seconds = prefetch_seconds
         self.on_settled = on_settled
+        self.before_write = before_write
         self._pace: float | None = None  # seconds between handouts, smoothed
         self._handed_at: float | None = None
         self.lost: list[int] = []  # job ids whose outcome was refused: lease no longer held
@@ -216,9 +221,14 @@ class Worker:
         """How long before an outcome's deadline the flusher starts writing it."""
         return min(self.max_ack_delay / 2, 2 * self._write_seconds)
 
-    def _timed_write(self, outcomes: list[Outcome], limit: int) -> SettleResult:
+    def _timed_write(
+        self, outcomes: list[Outcome], limit: int
+    ) -> tuple[list[Outcome], SettleResult]:
+        """(the outcomes written, which ``before_write`` may have changed; the result)."""
         started = time.monotonic()
         try:
+            if outcomes and self.before_write is not None:
+                outcomes = self.before_write(outcomes)
             result = self.queue.settle_and_claim(
                 outcomes,
                 self.consumer_id,
@@ -234,7 +244,7 @@ class Worker:
             took = time.monotonic() - started
             with self._lock:
                 self._write_seconds = 0.8 * self._write_seconds + 0.2 * took
-        return result
+        return outcomes, result
 
     def _settle(self, limit: int) -> int:
         """Write waiting outcomes and claim up to ``limit`` more, in one transaction."""
@@ -244,7 +254,7 @@ class Worker:
         if not outcomes and not limit:
             return 0
         claimed_at = self._clock()  # before the call: the lease started no later
-        result = self._timed_write(outcomes, limit)
+        outcomes, result = self._timed_write(outcomes, limit)
         self._report(outcomes, result)
         self._ready.extend((job, claimed_at) for job in result.claimed)
         return len(result.claimed)
@@ -274,7 +284,7 @@ class Worker:
                     if self._closed:
                         return
                     outcomes, self._outcomes = self._outcomes, []
-                self._report(outcomes, self._timed_write(outcomes, 0))
+                self._report(*self._timed_write(outcomes, 0))
         except BaseException as error:  # surfaced to the caller on its next call
             with self._lock:
                 self._flusher_error = error
