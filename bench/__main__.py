@@ -1,6 +1,6 @@
 """``make bench``: pq and its peers measured in the same run (issues 7 and 15).
 
-    .venv/bin/python -m bench            # full run (49 min measured on 2 busy cores; see results)
+    .venv/bin/python -m bench            # full run (see bench/results for how long)
     .venv/bin/python -m bench --quick    # smaller counts, for a smoke test
 
 Every workload runs in ROUNDS rounds, every system once per round in a rotating order;
@@ -33,6 +33,9 @@ ROUNDS = 3
 DRAIN1 = ["pq", "pq-call", "huey", "persist-queue", "litequeue", "raw-floor"]
 LIGHT = ["pq", "pq-poll", "huey", "persist-queue", "litequeue", "raw-floor"]
 E2E = ["svc x1", "svc x2", "svc x4", "pq"]
+# litequeue drains 120-200 jobs/s: 20,000 jobs took almost three minutes a run. A time cap
+# still times thousands of its jobs; the cell says so.
+PEER_SECONDS = 30.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +51,12 @@ def main(argv: list[str] | None = None) -> int:
         help="jobs per timed run at synchronous=FULL (peers commit per job: slower)",
     )
     parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument(
+        "--peer-seconds",
+        type=float,
+        default=PEER_SECONDS,
+        help="a peer's drain stops after this long (pq always drains every job)",
+    )
     parser.add_argument("--scale-jobs", type=int, default=1_000_000)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--work-dir", type=Path, default=ROOT / "var" / "bench")
@@ -68,8 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for sync in SYNCS:
             run_sync(
-                results, work, sync, results["jobs"][sync], args.scale_jobs, args.quick, args.rounds
-            )
+                results, work, sync, results["jobs"][sync], args.scale_jobs, args.quick,
+                args.rounds, args.peer_seconds,
+            )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["seconds"] = time.monotonic() - started
@@ -94,6 +104,7 @@ def run_sync(
     scale_jobs: int,
     quick: bool,
     rounds_wanted: int = ROUNDS,
+    peer_seconds: float = PEER_SECONDS,
 ) -> None:
     """Each workload in rounds, every system once per round in a rotating order, so a slow
     spell of the shared disk hits every system alike."""
@@ -137,8 +148,13 @@ def run_sync(
     measure(
         "enqueue_batch", ["pq", "raw-floor"], lambda s: workloads.enqueue_batch(s, work, sync, n)
     )
-    measure("drain1", DRAIN1, lambda s: workloads.drain(s, work, sync, n, 1))
-    measure("drain4", QUEUES, lambda s: workloads.drain(s, work, sync, n, 4))
+
+    def drain(system: str, consumers: int) -> workloads.Result:
+        cap = None if system.startswith("pq") else peer_seconds
+        return workloads.drain(system, work, sync, n, consumers, cap)
+
+    measure("drain1", DRAIN1, lambda s: drain(s, 1))
+    measure("drain4", QUEUES, lambda s: drain(s, 4))
     measure("mixed", QUEUES, lambda s: workloads.mixed(s, work, sync, n))
     idle, load = (0.5, 1.0) if quick else (1.0, 2.0)
     measure("light", LIGHT, lambda s: workloads.light_load(s, work, sync, 200.0, load, idle))

@@ -48,7 +48,8 @@ def _fmt_rate(r: Any) -> str:
     text = f"{value:,.0f}"
     if spread and len([x for x in r.rates if x is not None]) > 1:
         text += f" [{_num(spread[0])}–{_num(spread[1])}]"
-    return text + (f" ({failed} failed)" if failed else "")
+    capped = " (time cap)" if isinstance(r, Result) and r.capped else ""
+    return text + capped + (f" ({failed} failed)" if failed else "")
 
 
 def _ratios(a: Any, b: Any) -> list[float]:
@@ -356,6 +357,10 @@ NOTES = """### How to read this
 - persist-queue runs with `auto_resume=False` (its default re-queues other processes' unacked
   items whenever a process opens the queue); its duplicates come from its claim, a SELECT then
   an UPDATE without a write lock between them.
+- A peer's drain stops after `--peer-seconds` (30 s) if it has not finished: its cell says
+  "(time cap)" and its rate is over the jobs it did in that time, which is at least thousands
+  at its slowest; the jobs it did not get to are counted in its queue, and any job neither
+  done nor still queued is a loss. pq is never capped: it drains every job.
 - Duplicates/losses of the enqueue rows are by count (jobs held afterwards vs calls made);
   of the consuming rows by payload (every payload completed exactly once).
 - Light load: 2 consumers wait idle for a second (their CPU is read from

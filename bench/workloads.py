@@ -9,6 +9,7 @@ counted for every system. Latencies use CLOCK_MONOTONIC, which all processes sha
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import os
 import statistics
@@ -39,7 +40,8 @@ class Result:
     idle_cpu: float | None = None  # fraction of one core, per consumer
     cpu_rate: float | None = None  # jobs per CPU-second of the (single) process
     sync: str = ""
-    note: str = ""
+    note: str = ""  # set: the round failed
+    capped: str = ""  # set: the round stopped at a time cap before every job was done
     waits_ms: list[float] = dataclasses.field(default_factory=list, repr=False)
     # The rate of every round, in round order (None: that round failed), so a ratio can be
     # taken round by round against a peer measured in the same round.
@@ -75,6 +77,7 @@ class Result:
             cpu_rate=statistics.median(cpu_rates) if cpu_rates else None,
             sync=ok[0].sync,
             note="; ".join(r.note for r in rounds if r.note),
+            capped="; ".join(r.capped for r in ok if r.capped),
             waits_ms=waits,
             rates=[None if r.note else r.rate for r in rounds],
         )
@@ -241,14 +244,18 @@ def role_put_timed(adapter: Adapter, payloads: list[str], rate: float | None) ->
     return {"put_at": put_at}
 
 
-def _consume(adapter: Adapter, stop: Any, wait: float) -> dict[str, Any]:
-    """Take and acknowledge until the queue is empty (and ``stop`` is set, if given)."""
+def _consume(
+    adapter: Adapter, stop: Any, wait: float, seconds: float | None = None
+) -> dict[str, Any]:
+    """Take and acknowledge until the queue is empty (and ``stop`` is set, if given), or
+    for at most ``seconds`` (between jobs: none is left taken and unacknowledged)."""
     done: list[str] = []
     taken_at: dict[str, float] = {}
     errors = 0
     first_error = None
     end = time.monotonic()
-    while True:
+    cut_off = math.inf if seconds is None else end + seconds
+    while time.monotonic() < cut_off:
         try:
             item = adapter.take(wait)
             if item is None:
@@ -273,8 +280,8 @@ def _consume(adapter: Adapter, stop: Any, wait: float) -> dict[str, Any]:
             "end": end}  # fmt: skip
 
 
-def role_drain(adapter: Adapter) -> dict[str, Any]:
-    return _consume(adapter, None, 0.0)
+def role_drain(adapter: Adapter, seconds: float | None = None) -> dict[str, Any]:
+    return _consume(adapter, None, 0.0, seconds)
 
 
 def role_consume_until(adapter: Adapter, stop: Any, wait: float) -> dict[str, Any]:
@@ -370,16 +377,27 @@ def _tally(
     return duplicates, losses, errors, first
 
 
-def drain(system: str, root: Path, sync: str, n: int, consumers: int) -> Result:
+def drain(
+    system: str, root: Path, sync: str, n: int, consumers: int, seconds: float | None = None
+) -> Result:
+    """Drain ``n`` prefilled jobs. ``seconds``: a peer's consumers stop after that long
+    (a slow peer would otherwise take minutes a round); what they left is counted in
+    the queue, so a job neither done nor still there is a loss all the same."""
     directory = fresh_dir(root, f"w-drain{consumers}-{system}")
     prefill(system, directory, n)
-    outs = run_roles(system, directory, sync, [(role_drain, ())] * consumers)
+    outs = run_roles(system, directory, sync, [(role_drain, (seconds,))] * consumers)
     duplicates, losses, errors, first = _tally(n, outs)
     span = max(o["end"] for o in outs) - min(o["start"] for o in outs)
     completed = sum(len(o["done"]) for o in outs)
+    note = ""
+    if seconds is not None and losses:
+        left = _held(system, directory)  # a peer's count is of the jobs still queued
+        unique = len({p for o in outs for p in o["done"]})
+        note = f"time cap: {unique:,} of {n:,} done in {seconds:g} s" if unique < n else ""
+        losses = max(0, n - unique - left)
     return Result(
         rate=completed / span, n=n, duplicates=duplicates, losses=losses, errors=errors,
-        first_error=first, sync=outs[0]["sync"],
+        first_error=first, sync=outs[0]["sync"], capped=note,
     )  # fmt: skip
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.report import _fmt_rate, ratio_value
-from bench.workloads import Result, round_ratios
+from bench.workloads import Result, drain, round_ratios
 
 
 def test_combine_keeps_round_order_and_marks_failed_rounds() -> None:
@@ -28,3 +30,17 @@ def test_a_round_either_side_failed_is_left_out() -> None:
     pq = Result.combine([Result(rate=4.0), Result(rate=6.0), Result(note="failed: y")])
     peer = Result.combine([Result(note="failed: z"), Result(rate=3.0), Result(rate=1.0)])
     assert round_ratios(pq, peer) == [2.0]
+
+
+def test_a_capped_peer_drain_counts_what_it_left_and_loses_nothing(tmp_path: Path) -> None:
+    """litequeue at its real pace, stopped after half a second: far from done, and every
+    job it did not get to is still in its queue (so none counts as lost)."""
+    result = drain("litequeue", tmp_path, "NORMAL", 3000, 2, seconds=0.5)
+    assert result.capped.startswith("time cap: ") and result.capped.endswith(
+        "of 3,000 done in 0.5 s"
+    )
+    assert (result.duplicates, result.losses, result.errors) == (0, 0, 0)
+    assert result.rate is not None and result.rate > 0
+    assert "(time cap)" in _fmt_rate(Result.combine([result]))
+    whole = drain("pq", tmp_path, "NORMAL", 3000, 2)
+    assert (whole.capped, whole.duplicates, whole.losses) == ("", 0, 0)
