@@ -173,6 +173,13 @@ def clipped(page: Page) -> list[str]:
     )
 
 
+def script_idle(page: Page) -> None:
+    """Wait until the app's script is not running. A rerun redraws its widgets and
+    closes a menu opened meanwhile (a multiselect's options then never appear); each
+    choice in a multiselect starts one."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
+
+
 def wait_text(page: Page, text: str) -> Any:
     found = page.get_by_text(text).first
     found.wait_for()
@@ -403,9 +410,11 @@ def test_9_acting_on_selected_jobs_asks_for_a_confirmation_and_a_reason(
     page.get_by_text("Act on selected jobs").click()
     picker = page.get_by_label("Jobs on this page")
     for job in ids["failed"][2:4]:
+        script_idle(page)
         picker.click()
         page.get_by_role("option", name=re.compile(f"^{job} ·")).click()
         page.keyboard.press("Escape")
+    script_idle(page)
     page.get_by_label("Reason (recorded in each job's history)").first.fill("checked by hand")
     apply = page.get_by_role("button", name="Apply to selected")
     assert apply.is_disabled()  # not before the confirmation
