@@ -4,6 +4,8 @@ as an outcome unknown instead of being run again (it could enqueue the job twice
 
 from __future__ import annotations
 
+import os
+import resource
 import threading
 import time
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import psycopg
 import pytest
 
 from pqcore import OutcomeUnknown, Queue, open_queue
+from pqcore.drivers.postgresql import PostgresDriver
 from tests.support import wait_for
 
 
@@ -146,3 +149,26 @@ def test_a_plain_enqueue_after_the_server_ended_idle_connections_just_works(
     for n in range(5):
         assert queue.enqueue(f"after-{n}.txt").data == f"after-{n}.txt"
     assert job_count(pg_url) == 5
+
+
+def test_the_pool_check_works_for_a_process_with_many_open_files(pg_url: str) -> None:
+    """Connections whose descriptors are past 1024 (a busy application): select() would
+    refuse them, and every checkout would fail its check."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1200
+    if hard != resource.RLIM_INFINITY and hard < wanted + 100:
+        pytest.skip(f"the hard limit of open files is {hard}")  # never so low here or in CI
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted + 100), hard))
+    held = [os.open("/dev/null", os.O_RDONLY) for _ in range(wanted)]
+    try:
+        with open_queue(pg_url) as queue:
+            driver = queue.driver
+            assert isinstance(driver, PostgresDriver)
+            with driver.pool().connection() as conn:  # a checkout: the check ran on it
+                assert conn.fileno() > 1024
+            for n in range(3):
+                assert queue.enqueue(f"many-{n}.txt").data == f"many-{n}.txt"
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -137,7 +137,9 @@ def _check_pooled(conn: Connection) -> None:
     pg_terminate_backend) has said so on its socket, which a poll sees without a round
     trip; only then is the connection tried, and if dead, replaced by the pool. So a
     statement that must not be repeated is rarely sent on a connection already gone."""
-    if select.select([conn.fileno()], [], [], 0)[0]:
+    waiting = select.poll()  # not select(): a process may hold descriptors past 1024
+    waiting.register(conn.fileno(), select.POLLIN)
+    if waiting.poll(0):
         ConnectionPool.check_connection(conn)
 
 
