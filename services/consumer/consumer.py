@@ -266,7 +266,9 @@ class Consumer:
                 if job is None:
                     continue
                 metrics.JOBS_CLAIMED.labels(queue=job.queue).inc()
-                logger.info(
+                # DEBUG: one INFO line per job (its outcome) is what an operator reads;
+                # the claim line as well cost a consumer about 8 % of its CPU at zero work time.
+                logger.debug(
                     "claimed job={} attempt={}/{} payload={}",
                     job.id,
                     job.attempts,

@@ -45,6 +45,25 @@ def test_paths_must_stay_inside_the_jobs_directory(tmp_path: Path) -> None:
             safe_job_path(jobs, bad)
 
 
+def test_a_jobs_directory_reached_through_a_symlink_follows_the_symlink(tmp_path: Path) -> None:
+    """The consumer remembers the jobs directory's real path; pointing the symlink it
+    is named by elsewhere (a new volume) must be seen at the next job, not never."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    (first / "sub").mkdir(parents=True)
+    (second / "sub").mkdir(parents=True)
+    jobs = tmp_path / "jobs"
+    jobs.symlink_to(first)
+    assert safe_job_path(jobs, "sub/a.txt") == first / "sub" / "a.txt"
+    jobs.unlink()
+    jobs.symlink_to(second)
+    assert safe_job_path(jobs, "sub/a.txt") == second / "sub" / "a.txt"
+    (second / "sub" / "out").symlink_to(first)  # a symlink deeper down still leads out
+    with pytest.raises(UnsafePath):
+        safe_job_path(jobs, "sub/out/a.txt")
+    (second / "sub" / "in").symlink_to(second / "sub")
+    assert safe_job_path(jobs, "sub/in/a.txt") == second / "sub" / "a.txt"
+
+
 def test_payload_kinds_fall_back_to_the_file_handler() -> None:
     assert resolve("job-1.txt")[0] == "file"
     assert resolve("unknown:thing")[0:3:2] == ("file", "unknown:thing")
