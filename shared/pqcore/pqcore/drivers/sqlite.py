@@ -55,7 +55,10 @@ SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC = 1034, 1290
 # kernel reported written); a connection opened while the filesystem was read-only
 # stays read-only (SQLite's fallback) even once it is writable again.
 BROKEN_CONNECTION = frozenset({SQLITE_IOERR, SQLITE_CORRUPT, SQLITE_READONLY})
-LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the write lock
+# Seconds between tries for the write lock: short while a wait is short, longer once it
+# is long (a transaction holding it for seconds should not cost its waiters a core).
+LOCK_STEP_MIN, LOCK_STEP_SHORT_WAIT, LOCK_STEP_LONG_WAIT = 0.0001, 0.0005, 0.002
+LOCK_SHORT_WAIT_SECONDS = 0.05  # the Worker's max_ack_delay: outcomes wait on this lock
 # Checkpoints: SQLite's automatic ones are PASSIVE, and a PASSIVE checkpoint that starts
 # while another connection's commit resets the WAL can, before SQLite 3.51.3 (3.50.7,
 # 3.44.6), skip frames and corrupt a b-tree on a healthy disk ("the WAL-reset bug",
@@ -63,7 +66,14 @@ LOCK_STEP_MIN, LOCK_STEP_MAX = 0.0002, 0.002  # seconds between tries for the wr
 # the write lock before it reads the WAL's header, so no reset can race it: pq turns the
 # automatic ones off and runs FULL ones itself, never waiting for the lock or for readers
 # (busy_timeout 0: when either is busy it backfills what it can, still holding the lock).
-CHECKPOINT_EVERY_COMMITS = 200  # per connection; SQLite's own default is about 1,000 pages
+# A checkpoint holds the write lock while it copies the WAL into the database: one of
+# 30,000 frames (200 commits of a 32-job Worker batch) held it 55-60 ms, and every
+# other writer's outcomes waited past max_ack_delay. So each connection spaces its
+# checkpoints by what the last one found: about CHECKPOINT_FRAMES frames (4 MB) each,
+# as SQLite's own default, every 1 to CHECKPOINT_EVERY_COMMITS commits.
+CHECKPOINT_FRAMES = 1000
+CHECKPOINT_EVERY_COMMITS = 200  # at most; the first after CHECKPOINT_FIRST_AFTER
+CHECKPOINT_FIRST_AFTER = 16
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 
@@ -270,7 +280,7 @@ class SQLiteDriver(Driver):
             if mode.lower() != "wal":
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_EVERY_COMMITS
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_FRAMES
         conn.execute("PRAGMA foreign_keys = ON")
         # A cancelled dependent's own dependents follow it (migrations: 0005's trigger).
         conn.execute("PRAGMA recursive_triggers = ON")
@@ -357,14 +367,18 @@ class SQLiteDriver(Driver):
         result = self._retry_busy(attempt)
         if rang and self.doorbell is not None:
             self.doorbell.ring()
-        commits = getattr(self._local, "commits", 0) + 1
-        self._local.commits = commits
-        if commits % CHECKPOINT_EVERY_COMMITS == 0:
-            self.checkpoint(conn)
+        local = self._local
+        left = getattr(local, "commits_to_checkpoint", CHECKPOINT_FIRST_AFTER) - 1
+        if left <= 0:
+            every = getattr(local, "checkpoint_every", CHECKPOINT_FIRST_AFTER)
+            local.checkpoint_every = left = commits_between_checkpoints(
+                every, self.checkpoint(conn)
+            )
+        local.commits_to_checkpoint = left
         return result
 
     def checkpoint(self, conn: sqlite3.Connection | None = None) -> tuple[int, int, int] | None:
-        """A FULL checkpoint that never waits (see CHECKPOINT_EVERY_COMMITS): SQLite's
+        """A FULL checkpoint that never waits (see CHECKPOINT_FRAMES): SQLite's
         (busy, WAL frames, frames backfilled), or None for an in-memory database or an
         error. After an I/O error the connection is closed (the commits before it stand;
         the next write reports the disk)."""
@@ -384,7 +398,7 @@ class SQLiteDriver(Driver):
         return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
-        """Take the write lock, waiting for it in steps of at most 2 ms.
+        """Take the write lock, trying again every 0.1-0.5 ms at first (see lock_pause).
 
         SQLite's own busy handler sleeps 1, 2, 5, 10, ... 100 ms between tries, so a
         waiting writer sleeps through many short transactions of others and its
@@ -393,17 +407,19 @@ class SQLiteDriver(Driver):
         """
         conn.execute("PRAGMA busy_timeout = 0")
         try:
-            deadline = time.monotonic() + self.settings.busy_timeout_ms / 1000
+            started = time.monotonic()
+            deadline = started + self.settings.busy_timeout_ms / 1000
             pause = LOCK_STEP_MIN
             while True:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
                     return
                 except sqlite3.OperationalError as error:
-                    if not _is_busy(error) or time.monotonic() >= deadline:
+                    now = time.monotonic()
+                    if not _is_busy(error) or now >= deadline:
                         raise
                 time.sleep(pause * (0.5 + random.random()))
-                pause = min(pause * 2, LOCK_STEP_MAX)
+                pause = lock_pause(pause, now - started)
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(self.settings.busy_timeout_ms)}")
 
@@ -575,6 +591,30 @@ def split_statements(script: str) -> list[str]:
 _JOB_FIELDS = tuple(Job.__dataclass_fields__)
 _STATUS_AT = _JOB_FIELDS.index("status")
 _FLAG_AT = _JOB_FIELDS.index("has_dependents")
+
+
+def commits_between_checkpoints(every: int, found: tuple[int, int, int] | None) -> int:
+    """How many commits until this connection's next checkpoint, from the last one's
+    (busy, WAL frames, backfilled) after ``every`` commits (see CHECKPOINT_FRAMES)."""
+    if found is None or found[1] <= 0:
+        return every
+    scaled = every * CHECKPOINT_FRAMES // found[1]
+    return max(1, min(CHECKPOINT_EVERY_COMMITS, scaled))
+
+
+def lock_pause(pause: float, waited: float) -> float:
+    """The next pause between tries for the write lock, after ``waited`` seconds.
+
+    SQLite keeps no queue of writers: whoever tries when the lock is free gets it. A
+    Worker that commits, hands out its batch and begins again leaves the lock free for
+    a fraction of a millisecond between its transactions; a waiter stepping 2 ms
+    missed those gaps for up to 90 ms in a row, and the outcomes it was writing became
+    visible later than max_ack_delay (bench/visibility, two Workers draining 5,000
+    jobs at FULL: 32-96 late in every run). Steps of at most 0.5 ms for the first
+    50 ms find the gaps (0 late in 6 runs, slowest outcome 24-34 ms); after that the
+    holder is a long transaction and 2 ms steps cost its waiters less."""
+    ceiling = LOCK_STEP_SHORT_WAIT if waited < LOCK_SHORT_WAIT_SECONDS else LOCK_STEP_LONG_WAIT
+    return min(pause * 2, ceiling)
 
 
 def _autocommits(conn: sqlite3.Connection) -> bool:
