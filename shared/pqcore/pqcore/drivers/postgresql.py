@@ -11,9 +11,11 @@ import functools
 import os
 import random
 import select
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
@@ -208,6 +210,18 @@ SAVEPOINT, RELEASE, ROLLBACK_TO = (
 FENCE = b"SELECT pq_fence(%(id)s)"
 
 
+def application_name() -> str:
+    """How this process shows in pg_stat_activity: ``pq consumer 4711``, ``pq 812``
+    (the ``pq`` command), ``pq python 90`` (a program of the user's). A name in the
+    URL or PGAPPNAME wins."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else Path("python")
+    name = program.parent.name if program.name == "__main__.py" else program.stem
+    if name in {"", "-c", "-m"}:
+        name = "python"
+    label = "pq" if name == "pq" else f"pq {name}"
+    return f"{label} {os.getpid()}"[:63]  # the server keeps 63 bytes
+
+
 class PostgresDriver(Driver):
     """One queue database: a connection pool per process, transactions on it."""
 
@@ -224,6 +238,7 @@ class PostgresDriver(Driver):
         self._connect_kwargs: dict[str, Any] = {}
         if "connect_timeout" not in params:
             self._connect_kwargs["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        self._name_connections = "application_name" not in params and "PGAPPNAME" not in os.environ
         self._pool: ConnectionPool[Connection] | None = None
         self._pool_pid = 0
         self._pool_lock = threading.Lock()
@@ -242,10 +257,15 @@ class PostgresDriver(Driver):
         """A connection of its own (not pooled), e.g. for LISTEN; the caller closes it."""
         try:
             return psycopg.connect(
-                self.url, autocommit=autocommit, row_factory=dict_row, **self._connect_kwargs
+                self.url, autocommit=autocommit, row_factory=dict_row, **self._kwargs()
             )
         except psycopg.Error as error:
             raise translate(error, self.where) from None
+
+    def _kwargs(self) -> dict[str, Any]:
+        if not self._name_connections:
+            return self._connect_kwargs
+        return {**self._connect_kwargs, "application_name": application_name()}  # after a fork too
 
     def pool(self) -> ConnectionPool[Connection]:
         pid = os.getpid()
@@ -259,7 +279,7 @@ class PostgresDriver(Driver):
                     self.url,
                     min_size=1,
                     max_size=self.settings.pg_pool_size,
-                    kwargs={"row_factory": dict_row, "autocommit": True, **self._connect_kwargs},
+                    kwargs={"row_factory": dict_row, "autocommit": True, **self._kwargs()},
                     timeout=POOL_WAIT_SECONDS,
                     check=_check_pooled,
                     name=f"pq {self.where}",
