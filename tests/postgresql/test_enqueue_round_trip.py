@@ -54,9 +54,7 @@ def test_a_plain_enqueue_is_one_statement_that_wakes_its_queue(
     assert queue.get(job.id).data == "report.txt"
 
 
-def test_other_enqueues_still_notify_each_queue_once(
-    queue: Queue, pg_url: str, statements: list[bytes | str]
-) -> None:
+def test_other_enqueues_still_notify_each_queue_once(queue: Queue, pg_url: str) -> None:
     listener = psycopg.connect(pg_url, autocommit=True)
     listener.execute("LISTEN pq_jobs")
     queue.enqueue("a", queue="keyed", dedupe_key="a")  # a transaction: its NOTIFY at the end
