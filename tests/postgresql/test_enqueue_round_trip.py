@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ import pytest
 
 from pqcore import OutcomeUnknown, Queue, open_queue
 from pqcore.drivers.postgresql import PostgresDriver
+from tests.conftest import pq_command
 from tests.support import wait_for
 
 
@@ -119,6 +121,21 @@ def test_a_plain_enqueue_cut_mid_statement_is_reported_not_repeated(
     assert job_count(pg_url) == 0  # here it was not; a silent repeat would have made one
     assert queue.enqueue("next.txt").data == "next.txt"  # the queue works on
     assert queue.doctor() == []
+
+
+def test_the_pq_command_says_what_to_do_when_the_job_may_or_may_not_exist(
+    queue: Queue, pg_url: str
+) -> None:
+    ran: list[subprocess.CompletedProcess[str]] = []
+    command = [*pq_command(), "--db", pg_url, "enqueue", "report 7.txt", "--queue", "reports"]
+    enqueue_while_its_connection_is_cut(
+        pg_url,
+        lambda: ran.append(subprocess.run(command, capture_output=True, text=True, timeout=60)),
+    )
+    assert ran and ran[0].returncode != 0 and ran[0].stdout == ""
+    assert "may or may not have been applied" in ran[0].stderr
+    assert "pq list --queue reports --search 'report 7.txt'" in ran[0].stderr  # copy-pasteable
+    assert job_count(pg_url) == 0
 
 
 def test_a_transactional_enqueue_cut_before_commit_is_repeated_safely(

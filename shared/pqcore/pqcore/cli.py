@@ -11,6 +11,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -18,7 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from pqcore import open_queue, taskcall
 from pqcore.config import QueueSettings
-from pqcore.exceptions import InvalidArgument, PQError
+from pqcore.exceptions import InvalidArgument, OutcomeUnknown, PQError
 from pqcore.models import EnqueueRequest, Job, JobFilter
 from pqcore.queue import Queue
 from pqcore.states import DependencyFailure, parse_state
@@ -157,7 +158,10 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     queue = queue_from_args(args)
     with queue:
         if args.payload is not None:
-            job = queue.enqueue(args.payload, dedupe_key=args.dedupe_key, **options)
+            try:
+                job = queue.enqueue(args.payload, dedupe_key=args.dedupe_key, **options)
+            except OutcomeUnknown as error:
+                raise _unknown_enqueue(error, args) from None
             print(job.id)
             return 0
         if args.dedupe_key:
@@ -169,6 +173,19 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
         for job in jobs:
             print(job.id)
     return 0
+
+
+def _unknown_enqueue(error: OutcomeUnknown, args: argparse.Namespace) -> OutcomeUnknown:
+    """Say what to do when the job may or may not exist: look before enqueueing again."""
+    if args.dedupe_key:
+        advice = "running the same command again is safe: its dedupe key finds the job"
+    else:
+        look = shlex.join(["pq", "list", "--queue", args.queue, "--search", args.payload])
+        advice = (
+            f"the job may exist: look with `{look}` before enqueueing it again"
+            " (with --dedupe-key a repeat would be safe)"
+        )
+    return OutcomeUnknown(f"{error}; {advice}")
 
 
 def _read_payloads(source: str) -> list[str]:
