@@ -66,14 +66,7 @@ LOCK_SHORT_WAIT_SECONDS = 0.05  # the Worker's max_ack_delay: outcomes wait on t
 # the write lock before it reads the WAL's header, so no reset can race it: pq turns the
 # automatic ones off and runs FULL ones itself, never waiting for the lock or for readers
 # (busy_timeout 0: when either is busy it backfills what it can, still holding the lock).
-# A checkpoint holds the write lock while it copies the WAL into the database: one of
-# 30,000 frames (200 commits of a 32-job Worker batch) held it 55-60 ms, and every
-# other writer's outcomes waited past max_ack_delay. So each connection spaces its
-# checkpoints by what the last one found: about CHECKPOINT_FRAMES frames (4 MB) each,
-# as SQLite's own default, every 1 to CHECKPOINT_EVERY_COMMITS commits.
-CHECKPOINT_FRAMES = 1000
-CHECKPOINT_EVERY_COMMITS = 200  # at most; the first after CHECKPOINT_FIRST_AFTER
-CHECKPOINT_FIRST_AFTER = 16
+CHECKPOINT_EVERY_COMMITS = 200  # per connection; SQLite's own default is about 1,000 pages
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 
@@ -280,7 +273,7 @@ class SQLiteDriver(Driver):
             if mode.lower() != "wal":
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_FRAMES
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_EVERY_COMMITS
         conn.execute("PRAGMA foreign_keys = ON")
         # A cancelled dependent's own dependents follow it (migrations: 0005's trigger).
         conn.execute("PRAGMA recursive_triggers = ON")
@@ -367,18 +360,14 @@ class SQLiteDriver(Driver):
         result = self._retry_busy(attempt)
         if rang and self.doorbell is not None:
             self.doorbell.ring()
-        local = self._local
-        left = getattr(local, "commits_to_checkpoint", CHECKPOINT_FIRST_AFTER) - 1
-        if left <= 0:
-            every = getattr(local, "checkpoint_every", CHECKPOINT_FIRST_AFTER)
-            local.checkpoint_every = left = commits_between_checkpoints(
-                every, self.checkpoint(conn)
-            )
-        local.commits_to_checkpoint = left
+        commits = getattr(self._local, "commits", 0) + 1
+        self._local.commits = commits
+        if commits % CHECKPOINT_EVERY_COMMITS == 0:
+            self.checkpoint(conn)
         return result
 
     def checkpoint(self, conn: sqlite3.Connection | None = None) -> tuple[int, int, int] | None:
-        """A FULL checkpoint that never waits (see CHECKPOINT_FRAMES): SQLite's
+        """A FULL checkpoint that never waits (see CHECKPOINT_EVERY_COMMITS): SQLite's
         (busy, WAL frames, frames backfilled), or None for an in-memory database or an
         error. After an I/O error the connection is closed (the commits before it stand;
         the next write reports the disk)."""
@@ -593,15 +582,6 @@ _STATUS_AT = _JOB_FIELDS.index("status")
 _FLAG_AT = _JOB_FIELDS.index("has_dependents")
 
 
-def commits_between_checkpoints(every: int, found: tuple[int, int, int] | None) -> int:
-    """How many commits until this connection's next checkpoint, from the last one's
-    (busy, WAL frames, backfilled) after ``every`` commits (see CHECKPOINT_FRAMES)."""
-    if found is None or found[1] <= 0:
-        return every
-    scaled = every * CHECKPOINT_FRAMES // found[1]
-    return max(1, min(CHECKPOINT_EVERY_COMMITS, scaled))
-
-
 def lock_pause(pause: float, waited: float) -> float:
     """The next pause between tries for the write lock, after ``waited`` seconds.
 
@@ -611,7 +591,7 @@ def lock_pause(pause: float, waited: float) -> float:
     missed those gaps for up to 90 ms in a row, and the outcomes it was writing became
     visible later than max_ack_delay (bench/visibility, two Workers draining 5,000
     jobs at FULL: 32-96 late in every run). Steps of at most 0.5 ms for the first
-    50 ms find the gaps (0 late in 6 runs, slowest outcome 24-34 ms); after that the
+    50 ms find the gaps (0 late in 4 runs, slowest outcome 23-40 ms); after that the
     holder is a long transaction and 2 ms steps cost its waiters less."""
     ceiling = LOCK_STEP_SHORT_WAIT if waited < LOCK_SHORT_WAIT_SECONDS else LOCK_STEP_LONG_WAIT
     return min(pause * 2, ceiling)
