@@ -11,14 +11,7 @@ import time
 from pathlib import Path
 
 from pqcore import QueueSettings, open_queue
-from pqcore.drivers.sqlite import (
-    CHECKPOINT_EVERY_COMMITS,
-    LOCK_SHORT_WAIT_SECONDS,
-    LOCK_STEP_LONG_WAIT,
-    LOCK_STEP_MIN,
-    LOCK_STEP_SHORT_WAIT,
-    lock_pause,
-)
+from pqcore.drivers.sqlite import CHECKPOINT_EVERY_COMMITS
 
 
 def test_automatic_checkpoints_are_off_on_every_connection(tmp_path: Path) -> None:
@@ -71,16 +64,3 @@ def test_a_checkpoint_never_waits_for_a_writer(tmp_path: Path) -> None:
         assert waited < queue.settings.busy_timeout_ms / 1000  # not the busy timeout
         after = queue.driver.checkpoint()
         assert after is not None and after[0] == 0 and after[1] == after[2]  # all backfilled
-
-
-def test_a_waiting_writer_tries_often_for_a_short_while_then_less_often() -> None:
-    """SQLite keeps no queue of writers: a waiter must try while the lock is free, and
-    between a Worker's transactions it is free for a fraction of a millisecond."""
-    pause, pauses = LOCK_STEP_MIN, []
-    for tries in range(20):
-        pause = lock_pause(pause, waited=tries * 0.001)
-        pauses.append(pause)
-    assert max(pauses) == LOCK_STEP_SHORT_WAIT
-    assert lock_pause(LOCK_STEP_SHORT_WAIT, LOCK_SHORT_WAIT_SECONDS) > LOCK_STEP_SHORT_WAIT
-    long_wait = [lock_pause(LOCK_STEP_LONG_WAIT, 1.0 + k) for k in range(5)]
-    assert long_wait == [LOCK_STEP_LONG_WAIT] * 5

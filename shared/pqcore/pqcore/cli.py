@@ -176,16 +176,13 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
 
 def _unknown_enqueue(error: OutcomeUnknown, args: argparse.Namespace) -> OutcomeUnknown:
-    """Say what to do when the job may or may not exist: look before enqueueing again."""
-    if args.dedupe_key:
-        advice = "running the same command again is safe: its dedupe key finds the job"
-    else:
-        look = shlex.join(["pq", "list", "--queue", args.queue, "--search", args.payload])
-        advice = (
-            f"the job may exist: look with `{look}` before enqueueing it again"
-            " (with --dedupe-key a repeat would be safe)"
-        )
-    return OutcomeUnknown(f"{error}; {advice}")
+    """Say what to do when the job may or may not exist: look before enqueueing again.
+    (Only an unkeyed enqueue can end so: a keyed one is a transaction, retried whole.)"""
+    look = shlex.join(["pq", "list", "--queue", args.queue, "--search", args.payload])
+    return OutcomeUnknown(
+        f"{error}; the job may exist: look with `{look}` before enqueueing it again"
+        " (with --dedupe-key a repeat would be safe)"
+    )
 
 
 def _read_payloads(source: str) -> list[str]:
