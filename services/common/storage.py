@@ -3,8 +3,9 @@
 Every service opens its queue through ``open_service_queue``, which wraps it in
 ``CountingQueue``: any ``StorageError`` a queue call raises (a failed fsync, a
 read-only or full disk, a locked or unreachable database) is counted before it goes
-on to the caller, which logs it and retries as before. Job-file errors of the producer
-are counted with ``count("job_file")``.
+on to the caller, which logs it and retries as before; one of work the queue does on
+its own after a call succeeded (a checkpoint) is counted and logged here, since no
+caller sees it. Job-file errors of the producer are counted with ``count("job_file")``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 import re
 from typing import Any
 
+from loguru import logger
 from prometheus_client import Counter
 
 from pqcore import StorageError
@@ -44,11 +46,19 @@ def count(kind: str) -> None:
     STORAGE_ERRORS.labels(kind=kind).inc()
 
 
+def background_error(error: StorageError) -> None:
+    """No call raised it, so nobody else logs it: the disk is failing all the same."""
+    count(kind_of(error))
+    logger.warning("storage error after a successful call: {}", error)
+
+
 class CountingQueue:
-    """The queue, with every ``StorageError`` its methods raise counted."""
+    """The queue, with every ``StorageError`` its methods raise counted, and those of
+    the work it does on its own (a checkpoint) counted and logged as well."""
 
     def __init__(self, queue: Any) -> None:
         self._queue = queue
+        queue.on_storage_error(background_error)
 
     def __getattr__(self, name: str) -> Any:
         attribute = getattr(self._queue, name)

@@ -18,6 +18,7 @@ import pytest
 from pqcore import (
     DatabaseReadOnly,
     DiskFull,
+    DiskIOError,
     JobState,
     Queue,
     StorageError,
@@ -141,6 +142,56 @@ def test_a_filesystem_turned_read_only(faultfs: FaultFS, queue: Queue) -> None:
     assert_clean_after_cut(faultfs, ["after the fault", "before the fault"])
 
 
+def enqueue_until_a_checkpoint_fails(queue: Queue, seen: list[StorageError]) -> list[str]:
+    """Commits, one job each, until the queue's own checkpoint has met the fault."""
+    acknowledged = []
+    for i in range(400):  # checkpoints run every 200 commits at most
+        acknowledged.append(queue.enqueue(f"job {i}").data)
+        if seen:
+            return acknowledged
+    raise AssertionError(f"no checkpoint failure reported in {len(acknowledged)} commits")
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "words"),
+    [("eio_write", DiskIOError, "input/output error"), ("enospc", DiskFull, "is full")],
+)
+def test_a_failed_checkpoint_is_reported_and_every_commit_stands(
+    faultfs: FaultFS, queue: Queue, fault: str, kind: type[StorageError], words: str
+) -> None:
+    """Only a checkpoint writes the database file in WAL mode: its failure is no
+    caller's exception (the commits before it stand), so the queue reports it."""
+    seen: list[StorageError] = []
+    queue.on_storage_error(seen.append)
+    faultfs.fault(fault, match="queue.db")  # the WAL itself still takes commits
+    acknowledged = enqueue_until_a_checkpoint_fails(queue, seen)
+    assert type(seen[0]) is kind, seen
+    message = str(seen[0])
+    assert words in message and "queue.db" in message
+    assert "checkpoint" in message and "Every commit stands" in message
+    assert payloads(queue) == sorted(["before the fault", *acknowledged])
+
+    faultfs.heal()
+    healed = [queue.enqueue(f"healed {i}").data for i in range(210)]  # a checkpoint runs
+    assert queue.doctor() == []
+    queue.close()
+    assert_clean_after_cut(faultfs, ["before the fault", *acknowledged, *healed])
+
+
+def test_a_failed_checkpoint_without_a_listener_is_logged(
+    faultfs: FaultFS, queue: Queue, caplog: pytest.LogCaptureFixture
+) -> None:
+    faultfs.fault("eio_write", match="queue.db")
+    with caplog.at_level("WARNING", logger="pqcore.storage"):
+        for i in range(400):
+            queue.enqueue(f"job {i}")
+            if caplog.records:
+                break
+    [record] = caplog.records
+    assert record.levelname == "WARNING" and "checkpoint" in record.getMessage()
+    faultfs.heal()
+
+
 # ---------------------------------------------------------------- the real services
 
 
@@ -197,7 +248,10 @@ def test_services_log_count_and_outlive_disk_errors(
             wait_for(spent, 30, "the write faults")
             progress("EIO on write")
             for fault, kind in (("enospc", "disk_full"), ("erofs", "read_only")):
-                faultfs.fault(fault)
+                # Only the database's files: a full disk refuses the producer's new job
+                # files first, and then only a write that grows the WAL or the database
+                # would meet it; with the producer enqueueing, one soon does.
+                faultfs.fault(fault, match="queue.db*")
                 wait_for(lambda k=kind: counted(k) > 0, 60, f"a {kind} storage error counted")
                 faultfs.heal()
                 progress(fault)

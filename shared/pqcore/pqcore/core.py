@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Self, TypeVar
 
 from pqcore.config import QueueSettings
-from pqcore.driver import Driver, Session
+from pqcore.driver import Driver, Session, StorageErrorListener
 from pqcore.exceptions import InvalidTransition, JobCancelled, JobNotFound, LeaseLost
 from pqcore.models import Job
 from pqcore.policy import Move
@@ -49,6 +49,13 @@ class QueueCore:
 
     def close(self) -> None:
         self.driver.close()
+
+    def on_storage_error(self, listener: StorageErrorListener) -> None:
+        """Call ``listener(error)`` for each ``StorageError`` of work the queue does on
+        its own after a call succeeded (SQLite's checkpoints): the call's result stands,
+        so no exception can tell its caller that the disk is failing. Without a listener
+        they are logged (logger ``pqcore.storage``, WARNING)."""
+        self.driver.on_storage_error(listener)
 
     def __enter__(self) -> Self:
         return self

@@ -13,15 +13,20 @@ rows, the dialect's bulk insert, and ``notify``.
 from __future__ import annotations
 
 import abc
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from pqcore.exceptions import StorageError
 from pqcore.models import Job
 
 T = TypeVar("T")
 Row = Mapping[str, Any]
 Body = Callable[["Session"], T]  # a transaction's work
 Params = Mapping[str, Any]
+StorageErrorListener = Callable[[StorageError], None]
+
+log = logging.getLogger("pqcore.storage")
 
 
 class Sql(str):
@@ -119,3 +124,20 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+    def on_storage_error(self, listener: StorageErrorListener) -> None:
+        """Call ``listener`` with each storage error of work the driver does on its own
+        after a call has succeeded (SQLite's checkpoints), which no exception can carry."""
+        self.__dict__.setdefault("_storage_error_listeners", []).append(listener)
+
+    def report_storage_error(self, error: StorageError) -> None:
+        """Hand a background storage error to the listeners, or log it when there are
+        none: a disk that fails only there must still be seen before a commit fails."""
+        listeners: list[StorageErrorListener] = self.__dict__.get("_storage_error_listeners", [])
+        if not listeners:
+            log.warning("%s", error)
+        for listener in listeners:
+            try:
+                listener(error)
+            except Exception:  # a listener's bug must not fail the call that succeeded
+                log.exception("a storage error listener failed on: %s", error)

@@ -66,7 +66,14 @@ LOCK_SHORT_WAIT_SECONDS = 0.05  # the Worker's max_ack_delay: outcomes wait on t
 # the write lock before it reads the WAL's header, so no reset can race it: pq turns the
 # automatic ones off and runs FULL ones itself, never waiting for the lock or for readers
 # (busy_timeout 0: when either is busy it backfills what it can, still holding the lock).
-CHECKPOINT_EVERY_COMMITS = 200  # per connection; SQLite's own default is about 1,000 pages
+# A checkpoint holds the write lock while it copies the WAL into the database: one of
+# 30,000 frames (200 commits of a 32-job Worker batch) held it 55-60 ms, and every
+# other writer's outcomes waited past max_ack_delay. So each connection spaces its
+# checkpoints by what the last one found: about CHECKPOINT_FRAMES frames (4 MB) each,
+# as SQLite's own default, every 1 to CHECKPOINT_EVERY_COMMITS commits.
+CHECKPOINT_FRAMES = 1000
+CHECKPOINT_EVERY_COMMITS = 200  # at most; the first after CHECKPOINT_FIRST_AFTER
+CHECKPOINT_FIRST_AFTER = 16
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 
@@ -133,6 +140,20 @@ def translate(error: sqlite3.Error, path: str) -> errors.StorageError:
             )
         return errors.DatabaseUnavailable(f"cannot open database {path}: {message}")
     return errors.StorageError(f"database {path}: {message}")
+
+
+def checkpoint_failed(error: sqlite3.Error, path: str) -> errors.StorageError:
+    """A checkpoint's error, of the kind ``translate`` gives it, saying what it means:
+    nothing committed is lost, but the WAL cannot be emptied while the disk refuses."""
+    translated = translate(error, path)
+    cause = str(translated).split(";")[0]
+    if (getattr(error, "sqlite_errorcode", 0) or 0) in (SQLITE_IOERR_FSYNC, SQLITE_IOERR_DIR_FSYNC):
+        cause = f"the disk holding {path} failed an fsync ({error.sqlite_errorname})"
+    return type(translated)(
+        f"{cause}; a checkpoint could not copy the WAL into the database. Every commit"
+        " stands (it is in the WAL), but the WAL keeps growing until a checkpoint"
+        " succeeds: free space or mend the disk, then run pq doctor"
+    )
 
 
 def _breaks_connection(error: sqlite3.Error) -> bool:
@@ -273,7 +294,7 @@ class SQLiteDriver(Driver):
             if mode.lower() != "wal":
                 self._retry_busy(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchone())
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")  # validated by QueueSettings
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_EVERY_COMMITS
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # see CHECKPOINT_FRAMES
         conn.execute("PRAGMA foreign_keys = ON")
         # A cancelled dependent's own dependents follow it (migrations: 0005's trigger).
         conn.execute("PRAGMA recursive_triggers = ON")
@@ -360,17 +381,22 @@ class SQLiteDriver(Driver):
         result = self._retry_busy(attempt)
         if rang and self.doorbell is not None:
             self.doorbell.ring()
-        commits = getattr(self._local, "commits", 0) + 1
-        self._local.commits = commits
-        if commits % CHECKPOINT_EVERY_COMMITS == 0:
-            self.checkpoint(conn)
+        local = self._local
+        left = getattr(local, "commits_to_checkpoint", CHECKPOINT_FIRST_AFTER) - 1
+        if left <= 0:
+            every = getattr(local, "checkpoint_every", CHECKPOINT_FIRST_AFTER)
+            local.checkpoint_every = left = commits_between_checkpoints(
+                every, self.checkpoint(conn)
+            )
+        local.commits_to_checkpoint = left
         return result
 
     def checkpoint(self, conn: sqlite3.Connection | None = None) -> tuple[int, int, int] | None:
-        """A FULL checkpoint that never waits (see CHECKPOINT_EVERY_COMMITS): SQLite's
+        """A FULL checkpoint that never waits (see CHECKPOINT_FRAMES): SQLite's
         (busy, WAL frames, frames backfilled), or None for an in-memory database or an
-        error. After an I/O error the connection is closed (the commits before it stand;
-        the next write reports the disk)."""
+        error. The commits before it stand whatever happens, so its errors are no
+        exception of the caller's: they go to ``report_storage_error``. After an I/O
+        error the connection is closed."""
         if self.path == ":memory:":
             return None
         conn = conn or self.connection()
@@ -383,6 +409,8 @@ class SQLiteDriver(Driver):
         except sqlite3.Error as error:
             if _breaks_connection(error):
                 self._discard(conn)
+            if not _is_busy(error):
+                self.report_storage_error(checkpoint_failed(error, self.path))
             return None
         return (int(row[0]), int(row[1]), int(row[2])) if row else None
 
@@ -580,6 +608,15 @@ def split_statements(script: str) -> list[str]:
 _JOB_FIELDS = tuple(Job.__dataclass_fields__)
 _STATUS_AT = _JOB_FIELDS.index("status")
 _FLAG_AT = _JOB_FIELDS.index("has_dependents")
+
+
+def commits_between_checkpoints(every: int, found: tuple[int, int, int] | None) -> int:
+    """How many commits until this connection's next checkpoint, from the last one's
+    (busy, WAL frames, backfilled) after ``every`` commits (see CHECKPOINT_FRAMES)."""
+    if found is None or found[1] <= 0:
+        return every
+    scaled = every * CHECKPOINT_FRAMES // found[1]
+    return max(1, min(CHECKPOINT_EVERY_COMMITS, scaled))
 
 
 def lock_pause(pause: float, waited: float) -> float:
