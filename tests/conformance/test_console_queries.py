@@ -181,6 +181,41 @@ def test_page_jobs_sorts_the_whole_table_and_pages_both_ways(
     assert JobCursor.decode(pages[1].next.encode()) == pages[1].next  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize("order", [JobOrder.PRIORITY, JobOrder.UPDATED_AT, JobOrder.ATTEMPTS])
+@pytest.mark.parametrize(
+    "statuses",
+    [(), (JobState.PENDING,), (JobState.DONE,), (JobState.PENDING, JobState.DONE)],
+    ids=["every", "pending", "done", "pending+done"],
+)
+def test_page_jobs_merges_pending_jobs_with_the_rest_in_order(
+    queue: Queue, clock: FakeClock, order: JobOrder, statuses: tuple[JobState, ...]
+) -> None:
+    """Pending jobs are outside three of the sort indexes and sorted apart: pages in
+    both directions still interleave them with the rest, ties (equal values on both
+    sides of the split) included."""
+    for n in range(12):
+        queue.enqueue(f"job {n}", priority=n % 2)
+    for _ in range(5):
+        clock.advance(1)
+        _run(queue, clock, "done")
+    [held] = queue.claim("c1")  # processing: neither pending nor in the filter's done
+    clock.advance(1)
+    queue.release(held.id, held.lease_token or "")  # back to pending, attempts 1
+    flt = JobFilter(statuses) if statuses else None
+    everything = queue.list_jobs(flt, limit=100).jobs
+    column = order.value
+    for descending in (True, False):
+        expected = [j.id for j in sorted(everything, key=lambda j: (getattr(j, column), j.id),
+                                         reverse=descending)]  # fmt: skip
+        seen, pages = _walk(queue, order, descending, flt, limit=2)
+        assert seen == expected
+        if len(pages) > 2:
+            back = queue.page_jobs(
+                flt, order=order, descending=descending, limit=2, before=pages[2].previous
+            )
+            assert [j.id for j in back.jobs] == [j.id for j in pages[1].jobs]
+
+
 def test_page_jobs_filters_and_rejects_bad_cursors(queue: Queue) -> None:
     for n in range(5):
         queue.enqueue(f"job {n}", queue="a" if n % 2 else "b", priority=n)

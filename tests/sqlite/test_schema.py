@@ -9,7 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from pqcore import Consumer, Job, JobEvent, JobState, open_queue, sql
+from pqcore import (
+    Consumer,
+    Job,
+    JobCursor,
+    JobEvent,
+    JobFilter,
+    JobOrder,
+    JobState,
+    open_queue,
+    sql,
+)
 from pqcore.drivers.sqlite import QUERIES, split_statements
 from pqcore.models import Dependency
 
@@ -81,6 +91,30 @@ def test_claims_use_the_claim_indexes(migrated: sqlite3.Connection, name: str) -
     (claim_in_queues is planned from the list it is given; on an empty table it sorts.)"""
     plan = migrated.execute("EXPLAIN QUERY PLAN " + QUERIES[name], AnyValue()).fetchall()
     assert any("jobs_claim" in row["detail"] for row in plan), [r["detail"] for r in plan]
+
+
+@pytest.mark.parametrize("order", [JobOrder.PRIORITY, JobOrder.UPDATED_AT, JobOrder.ATTEMPTS])
+def test_a_sorted_page_past_pending_walks_its_partial_index(
+    tmp_path: Path, order: JobOrder
+) -> None:
+    """The three sort indexes leave pending jobs out (0007); SQLite uses one only when
+    the query names its WHERE term itself, and otherwise sorts every done job, which no
+    result would show."""
+    with open_queue(str(tmp_path / "queue.db")) as queue:
+        queue.enqueue_many([f"job {n}" for n in range(20)])
+        for job in queue.claim("c1", limit=18):
+            queue.complete(job.id, job.lease_token or "")
+        statements: list[str] = []
+        conn = queue.driver.connection()  # type: ignore[attr-defined]
+        conn.set_trace_callback(statements.append)
+        queue.page_jobs(JobFilter((JobState.DONE,)), order=order)
+        queue.page_jobs(order=order, after=JobCursor(1, 1))
+        conn.set_trace_callback(None)
+        pages = [s for s in statements if s.startswith("SELECT * FROM")]
+        assert len(pages) == 2, statements
+        for statement in pages:
+            plan = [r["detail"] for r in conn.execute("EXPLAIN QUERY PLAN " + statement)]
+            assert any(f"jobs_by_{order.value}" in d for d in plan), plan
 
 
 def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:

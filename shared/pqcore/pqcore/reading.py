@@ -49,6 +49,12 @@ ORDER_COLUMNS = {
     JobOrder.ATTEMPTS: "attempts",
 }
 INTEGER_COLUMNS = frozenset({"id", "priority", "attempts"})
+# Sort columns whose index leaves pending jobs out (migration 0007), and the terms that
+# split a page along it: the first written as the index's own WHERE, so that SQLite's
+# planner, which matches a partial index by its terms, sees that it may use it.
+SKIP_PENDING_COLUMNS = frozenset({"priority", "updated_at", "attempts"})
+PAST_PENDING = f"status <> '{JobState.PENDING.value}'"
+ONLY_PENDING = f"status = '{JobState.PENDING.value}'"
 WALK_SHARE = 10  # see _walk_order_index
 
 
@@ -152,7 +158,9 @@ class Reading(QueueCore):
         Keyset paging in both directions: ``after`` gives the page that follows a row,
         ``before`` the page that ends just before one. Each page is read from its cursor
         on (``jobs_by_*`` indexes), never with an OFFSET: page 20,000 costs what page 2
-        costs.
+        costs. Pending jobs are outside the priority, last-update and attempts indexes
+        (an enqueue would write each): a page in those orders sorts the pending jobs
+        that match beside the index's rows, at a cost that grows with the backlog.
         """
         check_limit(limit, 1000, minimum=1)
         order = JobOrder(order)
@@ -168,31 +176,29 @@ class Reading(QueueCore):
         direction, compare = ("DESC", "<") if walk_descending else ("ASC", ">")
         params["limit"] = limit + 1
         keys = f"{column} {direction}, id {direction}" if column != "id" else f"id {direction}"
-        base = " AND ".join(where)
-        if cursor is None:
-            text = f"SELECT * FROM jobs WHERE {base} ORDER BY {keys} LIMIT :limit"
-        elif column == "id":
+        if cursor is not None:
             params["cursor_id"] = check_id(cursor.id)
-            text = (
-                f"SELECT * FROM jobs WHERE {base} AND id {compare} :cursor_id"
-                f" ORDER BY {keys} LIMIT :limit"
-            )
-        else:
-            params["cursor_id"] = check_id(cursor.id)
+        if cursor is not None and column != "id":
             value = finite(cursor.value, "the cursor's value")
             params["cursor_value"] = int(value) if column in INTEGER_COLUMNS else value
-            # Two clean ranges of the (column, id) index, the rows tied with the cursor
-            # and those beyond its value; (column, id) < (v, i) would be read as
-            # column <= v and skip rows one by one: page 20,000 would cost 20,000 pages.
-            text = (
-                "SELECT * FROM ("
-                f" SELECT * FROM (SELECT * FROM jobs WHERE {base} AND {column} = :cursor_value"
-                f" AND id {compare} :cursor_id ORDER BY id {direction} LIMIT :limit) AS tied"
-                " UNION ALL"
-                f" SELECT * FROM (SELECT * FROM jobs WHERE {base}"
-                f" AND {column} {compare} :cursor_value ORDER BY {keys} LIMIT :limit) AS beyond"
-                f") AS page ORDER BY {keys} LIMIT :limit"
-            )
+
+        def page_of(conditions: list[str]) -> str:
+            return _sorted_page(" AND ".join(conditions), column, keys, compare, direction, cursor)
+
+        if column not in SKIP_PENDING_COLUMNS:
+            text = page_of(where)
+        else:  # its index leaves pending jobs out (migration 0007): those are sorted apart
+            wanted = {JobState(st) for st in flt.statuses} if flt.statuses else set(JobState)
+            parts: list[str] = []
+            if wanted - {JobState.PENDING}:
+                parts.append(page_of([*where, PAST_PENDING]))
+            if JobState.PENDING in wanted:
+                parts.append(page_of([*where, ONLY_PENDING]))
+            text = parts[0] if len(parts) == 1 else (
+                f"SELECT * FROM (SELECT * FROM ({parts[0]}) AS past_pending"
+                f" UNION ALL SELECT * FROM ({parts[1]}) AS pending_jobs) AS page"
+                f" ORDER BY {keys} LIMIT :limit"
+            )  # fmt: skip
         rows = self.driver.read(lambda s: s.jobs(Sql(text), params))
         more = len(rows) > limit
         jobs = rows[:limit]
@@ -419,3 +425,28 @@ def filter_sql(
     if not where:
         where.append("1 = 1")
     return where, params
+
+
+def _sorted_page(
+    base: str, column: str, keys: str, compare: str, direction: str, cursor: JobCursor | None
+) -> str:
+    """One keyset page of the jobs matching ``base``, in ``keys`` order from ``cursor``."""
+    if cursor is None:
+        return f"SELECT * FROM jobs WHERE {base} ORDER BY {keys} LIMIT :limit"
+    if column == "id":
+        return (
+            f"SELECT * FROM jobs WHERE {base} AND id {compare} :cursor_id"
+            f" ORDER BY {keys} LIMIT :limit"
+        )
+    # Two clean ranges of the (column, id) index, the rows tied with the cursor and those
+    # beyond its value; (column, id) < (v, i) would be read as column <= v and skip rows
+    # one by one: page 20,000 would cost 20,000 pages.
+    return (
+        "SELECT * FROM ("
+        f" SELECT * FROM (SELECT * FROM jobs WHERE {base} AND {column} = :cursor_value"
+        f" AND id {compare} :cursor_id ORDER BY id {direction} LIMIT :limit) AS tied"
+        " UNION ALL"
+        f" SELECT * FROM (SELECT * FROM jobs WHERE {base}"
+        f" AND {column} {compare} :cursor_value ORDER BY {keys} LIMIT :limit) AS beyond"
+        f") AS page ORDER BY {keys} LIMIT :limit"
+    )
