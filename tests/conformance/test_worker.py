@@ -100,6 +100,51 @@ def test_outcomes_ride_with_the_next_claim_without_waiting_for_the_ack_delay(
     assert queue.get(third.id).status is JobState.DONE
 
 
+def test_a_claim_that_came_back_short_is_followed_by_the_next_after_the_cooldown(
+    queue: Queue,
+) -> None:
+    """A worker keeping up with its producers gathers the jobs of a cooldown in one
+    claim instead of claiming each the moment it arrives."""
+    queue.enqueue("first")
+    with Worker(queue, "w1", batch=8, max_ack_delay=3600, claim_cooldown=0.3) as worker:
+        first = worker.next()  # one of the eight it asked for: short
+        assert first is not None
+        claimed_at = time.monotonic()
+        worker.done(first)
+        queue.enqueue_many(["second", "third"])
+        assert worker.next(timeout=0) is not None  # no time to wait: claimed at once
+        assert worker.next() is not None  # from the buffer
+        queue.enqueue_many(["fourth", "fifth"])
+        waited_from = time.monotonic()
+        fourth = worker.next(timeout=5)
+        assert fourth is not None and fourth.data == "fourth"
+        assert time.monotonic() - waited_from >= 0.25  # the cooldown of the last claim
+        assert worker.buffered == 1  # both came in the one claim
+    assert time.monotonic() - claimed_at < 60
+    assert queue.get(first.id).status is JobState.DONE
+
+
+def test_a_full_claim_or_a_wake_from_idle_claims_at_once(queue: Queue) -> None:
+    queue.enqueue_many([f"j{i}" for i in range(6)])
+    started = time.monotonic()
+    with Worker(queue, "w1", batch=3, max_ack_delay=3600, claim_cooldown=30) as worker:
+        for _ in range(6):  # two full claims: a backlog is never held back
+            job = worker.next(timeout=60)
+            assert job is not None
+            worker.done(job)
+        assert worker.next(timeout=0.2) is None  # the last claim found nothing: idle
+        queue.enqueue("after a lull")
+        job = worker.next(timeout=60)
+        assert job is not None and job.data == "after a lull"
+    assert time.monotonic() - started < 30  # no cooldown was slept
+
+
+@pytest.mark.parametrize("cooldown", [-0.001, 0.06])
+def test_the_claim_cooldown_is_checked(queue: Queue, cooldown: float) -> None:
+    with pytest.raises(InvalidArgument, match="claim_cooldown"):
+        Worker(queue, "w1", max_ack_delay=0.05, claim_cooldown=cooldown)
+
+
 def test_the_flusher_starts_early_by_twice_its_recent_writes_at_most_half_the_delay(
     queue: Queue,
 ) -> None:

@@ -51,6 +51,7 @@ from pqcore.validation import lease_seconds as check_lease
 
 DEFAULT_BATCH = 32
 DEFAULT_MAX_ACK_DELAY = 0.05
+DEFAULT_CLAIM_COOLDOWN = 0.005
 
 
 class Worker:
@@ -63,6 +64,7 @@ class Worker:
         queues: Sequence[str] | None = None,
         lease_seconds: float | None = None,
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
+        claim_cooldown: float = DEFAULT_CLAIM_COOLDOWN,
         prefetch_seconds: float | None = None,
         on_settled: Callable[[Outcome, Job | None], None] | None = None,
         before_write: Callable[[list[Outcome]], list[Outcome]] | None = None,
@@ -71,6 +73,8 @@ class Worker:
             raise InvalidArgument("batch must be an integer from 1 to 10000")
         if not max_ack_delay >= 0:
             raise InvalidArgument("max_ack_delay must not be negative")
+        if not 0 <= claim_cooldown <= max_ack_delay:
+            raise InvalidArgument("claim_cooldown must be from 0 to max_ack_delay")
         if prefetch_seconds is not None and not prefetch_seconds > 0:
             raise InvalidArgument("prefetch_seconds must be positive")
         self.queue = queue
@@ -79,6 +83,11 @@ class Worker:
         self.queues = list(queues) if queues is not None else None
         self.lease_seconds = check_lease(queue.settings, lease_seconds)
         self.max_ack_delay = max_ack_delay
+        self.claim_cooldown = claim_cooldown
+        # When the last claim found fewer jobs than it asked for, and when it ran: see
+        # _cool_down.
+        self._claimed_short = False
+        self._claimed_at = 0.0
         self.prefetch_seconds = prefetch_seconds
         self.on_settled = on_settled
         self.before_write = before_write
@@ -118,6 +127,7 @@ class Worker:
                 self._record(
                     *(Outcome(j.id, _token(j), OutcomeKind.RELEASE, "lease aged") for j in stale)
                 )
+            self._cool_down(deadline)
             if self._settle(self._claim_size()):
                 continue
             self._handed_at = None  # idle: the time until the next job is no job's pace
@@ -188,6 +198,24 @@ class Worker:
             self._pace = gap if self._pace is None else 0.7 * self._pace + 0.3 * gap
         self._handed_at = now
 
+    def _cool_down(self, deadline: float) -> None:
+        """Space claims that keep finding fewer jobs than asked by ``claim_cooldown``.
+
+        A consumer keeping up with its producers claims the moment a job arrives: one
+        job, one write transaction and its fsync, each holding the database's single
+        write lock while the producers wait for it. A short pause after a claim that
+        came back short lets the jobs enqueued meanwhile come in one claim (the
+        ``dispatch_cooldown`` of Oban, River's ``FetchCooldown``). A backlog is never
+        slowed: a full claim is followed by the next at once. Nor is a worker woken from
+        idle (its last claim found nothing): the first job after a lull is claimed when
+        it arrives. Nor is a caller that gave no time to wait.
+        """
+        if not self._claimed_short:
+            return
+        pause = min(self._claimed_at + self.claim_cooldown, deadline) - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+
     def _claim_size(self) -> int:
         if self.prefetch_seconds is None:
             return self.batch
@@ -255,6 +283,9 @@ class Worker:
             return 0
         claimed_at = self._clock()  # before the call: the lease started no later
         outcomes, result = self._timed_write(outcomes, limit)
+        if limit:
+            self._claimed_short = 0 < len(result.claimed) < limit
+            self._claimed_at = time.monotonic()
         self._report(outcomes, result)
         self._ready.extend((job, claimed_at) for job in result.claimed)
         return len(result.claimed)
