@@ -27,6 +27,10 @@ groups calls):
 * ``before_write(outcomes)`` runs just before outcomes are written and returns the ones
   to write: a consumer makes its jobs' effects durable there, a batch at a time, and
   turns a done whose effect could not be made durable into a failure.
+* ``claim_cooldown``: after a claim that found some jobs but fewer than it asked for,
+  the next claim waits until this long after it (after a full claim, or one that found
+  nothing, the next runs at once), so a consumer keeping up with its producers claims
+  the jobs of a few milliseconds together instead of one write transaction a job.
 * ``prefetch_seconds`` keeps long jobs from being hoarded: the worker claims only as
   many jobs as it expects to hand out within that time (from the pace it has been
   handing them out at), at least one and at most ``batch``. Without it every claim
@@ -84,8 +88,8 @@ class Worker:
         self.lease_seconds = check_lease(queue.settings, lease_seconds)
         self.max_ack_delay = max_ack_delay
         self.claim_cooldown = claim_cooldown
-        # When the last claim found fewer jobs than it asked for, and when it ran: see
-        # _cool_down.
+        # Whether the last claim found jobs, but fewer than it asked for, and when it
+        # ran: see _cool_down.
         self._claimed_short = False
         self._claimed_at = 0.0
         self.prefetch_seconds = prefetch_seconds
