@@ -49,7 +49,7 @@ def test_the_wal_is_backfilled_and_reused_as_commits_go_on(tmp_path: Path) -> No
         first_period = wal.stat().st_size  # the WAL before the first checkpoint
         for n in range(2_000):
             queue.enqueue(f"more {n}")
-        # Without checkpoints the WAL would hold every commit (about 14 frames each);
+        # Without checkpoints the WAL would hold every commit (about 11 frames each);
         # with them it is backfilled, reset and reused: a checkpoint's worth at most.
         assert wal.stat().st_size < max(first_period, CHECKPOINT_FRAMES * PAGE) * 1.5
         assert queue.stats().counts["pending"] == CHECKPOINT_FIRST_AFTER - 1 + 2_000
