@@ -64,12 +64,18 @@ LOCK_SHORT_WAIT_SECONDS = 0.05  # the Worker's max_ack_delay: outcomes wait on t
 # 3.44.6), skip frames and corrupt a b-tree on a healthy disk ("the WAL-reset bug",
 # https://sqlite.org/wal.html#walresetbug; Debian 12 ships 3.40.1). A FULL checkpoint takes
 # the write lock before it reads the WAL's header, so no reset can race it: pq turns the
-# automatic ones off and runs FULL ones itself, never waiting for the lock or for readers
-# (busy_timeout 0). But a FULL checkpoint that finds the write lock taken proceeds as a
-# PASSIVE one (SQLite's documentation of sqlite3_wal_checkpoint_v2), so the race is
-# narrowed, not closed: checkpoints spaced by size (every 16-90 commits) made it show in
-# a power-cut run; every 200 commits it has not.
+# automatic ones off and runs FULL ones itself. But a FULL checkpoint whose busy handler
+# gives up on the write lock proceeds as a PASSIVE one (SQLite's documentation of
+# sqlite3_wal_checkpoint_v2): with busy_timeout 0 that happened whenever a writer was mid
+# transaction, and a power-cut run found the race. So a checkpoint first waits for the
+# lock as a writer does (BEGIN IMMEDIATE, same quick tries, same patience; skipped if the
+# lock never comes), lets it go and at once runs FULL with CHECKPOINT_LOCK_PATIENCE_MS to
+# take it: it degrades only if another writer takes the lock in the microseconds between
+# and holds it longer than that.
 CHECKPOINT_EVERY_COMMITS = 200  # per connection; SQLite's own default is about 1,000 pages
+# Also how long a checkpoint holding the write lock waits for readers still on an older
+# snapshot, writers waiting meanwhile: pq's reads take milliseconds.
+CHECKPOINT_LOCK_PATIENCE_MS = 1000
 WAIT_POLL_SECONDS = 0.05  # without the doorbell
 DOORBELL_RECHECK_SECONDS = 1.0  # with it: a missed ring delays work at most this long
 
@@ -384,21 +390,29 @@ class SQLiteDriver(Driver):
         return result
 
     def checkpoint(self, conn: sqlite3.Connection | None = None) -> tuple[int, int, int] | None:
-        """A FULL checkpoint that never waits (see CHECKPOINT_EVERY_COMMITS): SQLite's
-        (busy, WAL frames, frames backfilled), or None for an in-memory database or an
-        error. The commits before it stand whatever happens, so its errors are no
-        exception of the caller's: they go to ``report_storage_error``. After an I/O
-        error the connection is closed."""
+        """A FULL checkpoint holding the write lock (see CHECKPOINT_EVERY_COMMITS):
+        SQLite's (busy, WAL frames, frames backfilled), or None for an in-memory database,
+        a lock that did not come within busy_timeout_ms (no checkpoint then), or an error.
+        The commits before it stand whatever happens, so its errors are no exception of
+        the caller's: they go to ``report_storage_error``. After an I/O error the
+        connection is closed."""
         if self.path == ":memory:":
             return None
         conn = conn or self.connection()
         try:
-            conn.execute("PRAGMA busy_timeout = 0")
+            self._begin_immediate(conn)
+            conn.execute("ROLLBACK")
+            conn.execute(f"PRAGMA busy_timeout = {CHECKPOINT_LOCK_PATIENCE_MS}")
             try:
                 row = conn.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
             finally:
                 conn.execute(f"PRAGMA busy_timeout = {int(self.settings.busy_timeout_ms)}")
         except sqlite3.Error as error:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
             if _breaks_connection(error):
                 self._discard(conn)
             if not _is_busy(error):
