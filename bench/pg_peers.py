@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import visibility
-from bench.report import _fmt_rate, _integrity, _latency, _pipe, _ratio
+from bench.report import _fmt_rate, _integrity, _latency, _pipe, _ratio, results_stem
 from bench.workloads import Result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(cells, args, notes, errors, versions)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"{time.strftime('%Y-%m-%d', time.gmtime())}-pg.md"
+    path = args.out / f"{results_stem(args.out, '-pg')}.md"
     seconds = time.monotonic() - started
     path.write_text(
         "# pq on PostgreSQL against its peers\n\nCommand: `make bench-pg` "
