@@ -265,7 +265,7 @@ class Consumer:
                     continue
                 if job is None:
                     continue
-                metrics.JOBS_CLAIMED.labels(queue=job.queue).inc()
+                metrics.child(metrics.JOBS_CLAIMED, job.queue).inc()
                 # DEBUG: one INFO line per job (its outcome) is what an operator reads;
                 # the claim line as well cost a consumer about 8 % of its CPU at zero work time.
                 logger.debug(
@@ -316,7 +316,7 @@ class Consumer:
             return
         with self._lock:
             if outcome.kind == OutcomeKind.RELEASE:
-                metrics.JOBS_RELEASED.labels(queue=held.job.queue).inc()
+                metrics.child(metrics.JOBS_RELEASED, held.job.queue).inc()
                 logger.warning("released job={} back to pending: {}", held.job.id, outcome.error)
             else:
                 self._record(held.job, outcome)
@@ -324,12 +324,12 @@ class Consumer:
     def _record(self, job: Job, outcome: Outcome) -> None:
         if outcome.kind == OutcomeKind.DONE:
             self.jobs_done += 1
-            metrics.JOBS_COMPLETED.labels(queue=job.queue).inc()
+            metrics.child(metrics.JOBS_COMPLETED, job.queue).inc()
             logger.info("completed job={} attempt={}", job.id, job.attempts)
         else:
             self.jobs_failed += 1
             retryable = "true" if outcome.retryable else "false"
-            metrics.JOBS_FAILED.labels(queue=job.queue, retryable=retryable).inc()
+            metrics.child(metrics.JOBS_FAILED, job.queue, retryable).inc()
             logger.warning(
                 "failed job={} attempt={} retryable={}: {}",
                 job.id,
@@ -365,8 +365,11 @@ class Consumer:
         )
         started = time.monotonic()
         try:
-            with self.stop.signals_delivered_here():  # programs it starts get SIGTERM
+            if handlers.is_builtin(handler):  # starts no programs: spare the two syscalls
                 self._run_with_retries(handler, ctx)
+            else:
+                with self.stop.signals_delivered_here():  # programs it starts get SIGTERM
+                    self._run_with_retries(handler, ctx)
             self._report(held, OutcomeKind.DONE)
         except handlers.JobAbandoned as why:
             self._report(held, OutcomeKind.RELEASE, f"consumer stopping: {why}")
@@ -378,7 +381,7 @@ class Consumer:
             logger.opt(exception=error).debug("handler {} raised", kind)
             self._report(held, OutcomeKind.FAILED, _describe(error))
         finally:
-            metrics.PROCESSING_SECONDS.labels(queue=job.queue).observe(time.monotonic() - started)
+            metrics.child(metrics.PROCESSING_SECONDS, job.queue).observe(time.monotonic() - started)
             with self._lock:
                 self._current = None
                 reported = job.id in self._pending
@@ -407,7 +410,7 @@ class Consumer:
                 with self._lock:
                     self._record(job, Outcome(job.id, held.token, OutcomeKind.DONE))
         finally:
-            metrics.PROCESSING_SECONDS.labels(queue=job.queue).observe(time.monotonic() - started)
+            metrics.child(metrics.PROCESSING_SECONDS, job.queue).observe(time.monotonic() - started)
             with self._lock:
                 self._current = None
             metrics.BUSY.set(0)
@@ -469,7 +472,7 @@ class Consumer:
     def _release(self, held: HeldJob, reason: str) -> None:
         try:
             self.queue.release(held.job.id, held.token, reason=reason)
-            metrics.JOBS_RELEASED.labels(queue=held.job.queue).inc()
+            metrics.child(metrics.JOBS_RELEASED, held.job.queue).inc()
             logger.warning("released job={} back to pending: {}", held.job.id, reason)
         except LeaseLost:
             held.note_lease_lost("release rejected")
@@ -525,7 +528,7 @@ class Consumer:
                 return
             held.cancel_noted = True
         actor, reason = self._cancelled_by(held.job.id)
-        metrics.JOBS_CANCELLED.labels(queue=held.job.queue).inc()
+        metrics.child(metrics.JOBS_CANCELLED, held.job.queue).inc()
         logger.bind(
             event="job_cancelled", job_id=held.job.id, queue=held.job.queue, actor=actor
         ).warning(

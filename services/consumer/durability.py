@@ -7,6 +7,10 @@ was spent waiting in it. Handlers hand their open files here instead
 (``HandlerContext.sync_later``); the Worker calls ``before_write`` with the outcomes it
 is about to write, and the files of those jobs are fsynced together, from a few
 threads at once, so the filesystem commits them in one journal transaction or few.
+Each thread takes a share of the batch and syncs it in turn: a hand-off per file (a
+future, a wake-up and a GIL hand-back each) had cost a consumer at zero work time more
+CPU than the fsyncs saved by running all at once (four consumers 7,400 against 6,000
+jobs/s on this 2-core machine).
 
 A file whose fsync fails is never assumed written (its pages may now be marked clean
 without reaching the disk): its job's done becomes a retryable failure, the line is
@@ -61,10 +65,11 @@ class BatchedSync:
         if not batch:
             return outcomes
         failed: dict[int, OSError] = {}
-        errors = self._pool().map(_sync_and_close, [fd for _, fd in batch])
-        for (job_id, _), error in zip(batch, errors, strict=True):
-            if error is not None:
-                failed.setdefault(job_id, error)
+        chunks = [batch[i::SYNC_THREADS] for i in range(min(SYNC_THREADS, len(batch)))]
+        for chunk, errors in zip(chunks, self._pool().map(_sync_all, chunks), strict=True):
+            for (job_id, _), error in zip(chunk, errors, strict=True):
+                if error is not None:
+                    failed.setdefault(job_id, error)
         if not failed:
             return outcomes
         written = []
@@ -101,6 +106,10 @@ class BatchedSync:
             if self._threads is None:
                 self._threads = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync")
             return self._threads
+
+
+def _sync_all(chunk: list[tuple[int, int]]) -> list[OSError | None]:
+    return [_sync_and_close(fd) for _, fd in chunk]
 
 
 def _sync_and_close(fd: int) -> OSError | None:

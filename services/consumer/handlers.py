@@ -115,10 +115,17 @@ HANDLERS: dict[str, Handler] = {}
 DEFAULT_KIND = "file"
 
 
+_BUILTIN: set[Handler] = set()  # pq's own handlers: they start no programs
+
+
 def register_handler(kind: str, handler: Handler) -> None:
     if not kind.isidentifier():
         raise ValueError(f"handler kind must be an identifier, not {kind!r}")
     HANDLERS[kind] = handler
+
+
+def is_builtin(handler: Handler) -> bool:
+    return handler in _BUILTIN
 
 
 def resolve(payload: str) -> tuple[str, Handler, str]:
@@ -255,3 +262,4 @@ def _rewrite_durably(path: Path, content: bytes) -> None:
 
 
 register_handler(DEFAULT_KIND, append_completion)
+_BUILTIN.add(append_completion)

@@ -82,6 +82,25 @@ def test_an_outcome_is_written_while_the_caller_works_on_the_next_job(
     assert queue.get(second.id).status is JobState.DONE
 
 
+def test_only_the_first_outcome_waiting_wakes_the_flusher(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The flusher's deadline is the oldest waiting outcome's: later ones leave it where
+    # it is. Waking it for each cost a busy consumer a thread hand-off a job.
+    queue.enqueue_many([f"j{i}" for i in range(10)])
+    with Worker(queue, "w1", batch=10, max_ack_delay=0.2) as worker:
+        jobs = [worker.next() for _ in range(10)]
+        wakes: list[int] = []
+        notify_all = worker._lock.notify_all
+        monkeypatch.setattr(worker._lock, "notify_all", lambda: (wakes.append(1), notify_all()))
+        for job in jobs:
+            assert job is not None
+            worker.done(job)
+        assert len(wakes) == 1
+        assert wait_until(lambda: queue.stats().counts["done"] == 10)  # all written in time
+    assert len(wakes) == 2  # and close() woke it to stop
+
+
 def test_outcomes_ride_with_the_next_claim_without_waiting_for_the_ack_delay(
     queue: Queue,
 ) -> None:

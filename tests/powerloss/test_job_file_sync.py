@@ -14,7 +14,7 @@ import pytest
 
 from pqcore import Job, Outcome, OutcomeKind, Queue, open_queue
 from services.common import jobfiles
-from services.consumer.durability import BatchedSync
+from services.consumer.durability import SYNC_THREADS, BatchedSync
 from services.consumer.handlers import HandlerContext, append_completion
 from tests.powerloss.faultfs import FaultFS
 
@@ -110,6 +110,34 @@ def test_a_failed_fsync_turns_done_into_a_retryable_failure_and_the_rerun_syncs(
         text = (jobs_dir / job.data).read_text()
         assert sorted(jobfiles.completion_job_ids(text)) == [job.id]
         assert text.count("job=") == 1, text
+
+
+def test_a_batch_larger_than_the_sync_threads_fails_only_the_job_whose_fsync_failed(
+    faultfs: FaultFS, queue: Queue
+) -> None:
+    # Each thread syncs a share of the batch in turn: a failure in the middle of a share
+    # is its own job's, and the files after it in that share are still synced.
+    jobs_dir = faultfs.mountpoint
+    errors: list[OSError] = []
+    sync = BatchedSync(on_disk_error=errors.append)
+    jobs = [claimed_job(queue, jobs_dir, f"job-{n}.txt") for n in range(3 * SYNC_THREADS + 1)]
+    for job in jobs:
+        run_handler(job, jobs_dir, sync)
+    bad = jobs[SYNC_THREADS + 2]  # second in its thread's share, files before and after it
+    faultfs.fault("eio_fsync", match=bad.data, count=1)
+    written = sync.before_write([done(job) for job in jobs])
+    assert [o.job_id for o in written] == [job.id for job in jobs]
+    assert [o.kind for o in written if o.job_id != bad.id] == [OutcomeKind.DONE] * (len(jobs) - 1)
+    [failed] = [o for o in written if o.job_id == bad.id]
+    assert failed.kind == OutcomeKind.FAILED and failed.retryable
+    assert [e.errno for e in errors] == [errno.EIO]
+    assert [job.data for job in jobs if unsynced(faultfs, job.data)] == [bad.data]
+    sync.close()
+    faultfs.cut()
+    faultfs.remount()
+    for job in jobs:
+        if job is not bad:
+            assert jobfiles.holds_completion((jobs_dir / job.data).read_text(), job.id)
 
 
 def test_without_a_batch_the_handler_syncs_before_it_returns(

@@ -243,11 +243,16 @@ class Worker:
         if not outcomes:
             return
         with self._lock:
-            if not self._outcomes:
+            first = not self._outcomes
+            if first:
                 self._oldest_outcome_at = time.monotonic()
             self._outcomes.extend(outcomes)
             self._start_flusher()
-            self._lock.notify_all()
+            if first:
+                # The flusher's deadline is the oldest outcome's: later ones leave it
+                # where it is, and waking the flusher for each (a futex wake and a GIL
+                # hand-off a job) cost a busy consumer more than the job's own write.
+                self._lock.notify_all()
 
     def _flush_lead(self) -> float:
         """How long before an outcome's deadline the flusher starts writing it."""
