@@ -8,9 +8,10 @@ producer itself costs two fsyncs a file, half a minute per 5,000 jobs). Then K c
 processes start with the queue paused; once all K have registered it is resumed, and the
 clock runs from the resume to the last job's ``finished_at`` (read back once the queue
 reports every job done). Process start-up (Python imports, one to two seconds a process
-on a loaded machine, as long as the whole run) is outside the clock for every consumer, not only the first. The consumers' own
-loop (claims and settlements, heartbeats, a log line per job, appending the completion
-line to each job file and fsyncing it) is inside it.
+on a loaded machine, as long as the whole run) is outside the clock for every consumer,
+not only the first. The consumers' own loop (claims and settlements, heartbeats, a log
+line per job, appending the completion line to each job file and fsyncing it) is inside
+it.
 """
 
 from __future__ import annotations
