@@ -37,6 +37,11 @@ start_dockerd() {
     command -v dockerd >/dev/null || { log "dockerd not installed (deploy/scripts/ensure-system.sh)"; exit 1; }
     # One daemon per machine: a pid file of a live dockerd means it is still starting.
     if ! pgrep -x dockerd >/dev/null; then
+        # Pid files left by a daemon that is gone (snapshot, reboot) stop dockerd from
+        # starting when their pid has been reused.
+        bash "$(dirname "$0")/clear-stale-pidfile.sh" /var/run/docker.pid dockerd
+        bash "$(dirname "$0")/clear-stale-pidfile.sh" \
+            /var/run/docker/containerd/containerd.pid containerd
         log "starting dockerd (log: $CACHE/dockerd.log)"
         # setsid + nohup: the daemon outlives this script and the test session that ran it.
         setsid nohup dockerd >>"$CACHE/dockerd.log" 2>&1 </dev/null &
