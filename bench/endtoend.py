@@ -37,6 +37,9 @@ def _env(directory: Path, sync: str) -> dict[str, str]:
         PQ_WORK_MIN="0",
         PQ_WORK_MAX="0",
         PQ_LOG_DIR=str(directory / "logs"),
+        # As under `make run` (deploy/supervisord.conf): every line in the log file,
+        # stderr only from WARNING up.
+        PQ_LOG_STDERR_LEVEL="WARNING",
     )
     return env
 

@@ -36,7 +36,13 @@ def module_main(
 
 def run_service(name: str, run: Run, args: argparse.Namespace) -> int:
     """Set up logging, run the service, and turn a queue error into one clear line."""
-    setup_logging(name, log_dir=args.log_dir, level=args.log_level, json=args.log_json)
+    setup_logging(
+        name,
+        log_dir=args.log_dir,
+        level=args.log_level,
+        json=args.log_json,
+        stderr_level=args.stderr_log_level or None,
+    )
     LIVENESS.timeout = args.liveness_timeout
     try:
         db = QueueSettings.from_env(db=getattr(args, "db", None)).db

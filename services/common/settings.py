@@ -65,6 +65,17 @@ def env_flag(value: str | bool) -> bool:
     raise argparse.ArgumentTypeError(f"expected yes or no, not {value!r}")
 
 
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(value: str) -> str:
+    """A loguru level name, any case; empty means "the default" where that is allowed."""
+    level = value.strip().upper()
+    if level and level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return level
+
+
 def positive_float(value: str) -> float:
     number = float(value)
     if not number > 0:
@@ -126,7 +137,23 @@ def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -
         "/healthz answers 503 when the main loop has not beaten for this many seconds",
         type=positive_float,
     )
-    add_setting(parser, "--log-level", "PQ_LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR")
+    add_setting(
+        parser,
+        "--log-level",
+        "PQ_LOG_LEVEL",
+        "INFO",
+        "DEBUG, INFO, WARNING or ERROR",
+        type=log_level,
+    )
+    add_setting(
+        parser,
+        "--stderr-log-level",
+        "PQ_LOG_STDERR_LEVEL",
+        "",
+        "level of the lines also written to stderr (default: --log-level); supervisor's"
+        " configuration sets WARNING, as the log file has every line",
+        type=log_level,
+    )
     add_setting(
         parser,
         "--log-json",
