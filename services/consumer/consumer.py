@@ -61,6 +61,7 @@ from pqcore.worker import Worker
 from services.common import liveness, storage
 from services.common.signals import StopRequest
 from services.consumer import durability, handlers, metrics
+from services.consumer.cli import DEFAULT_BATCH
 
 IMMEDIATE_RETRIES = 3
 IMMEDIATE_BACKOFF_SECONDS = 0.1  # doubled per retry, with jitter
@@ -83,7 +84,7 @@ class ConsumerSettings:
     lease_seconds: float = 30.0
     grace_seconds: float = 15.0
     queues: tuple[str, ...] | None = None  # None: every queue
-    batch: int = 32  # the most jobs one claim takes (fewer for long jobs: PREFETCH_SECONDS)
+    batch: int = DEFAULT_BATCH  # the most jobs one claim takes (cli.DEFAULT_BATCH says why)
 
     def __post_init__(self) -> None:
         if not 0 <= self.work_min <= self.work_max:
