@@ -84,7 +84,7 @@ class PQCore(Adapter):
 
     wakeup = "doorbell"
 
-    def __init__(self, directory: Path, synchronous: str, *, batch: int = 32) -> None:
+    def __init__(self, directory: Path, synchronous: str, *, batch: int | None = None) -> None:
         super().__init__(directory, synchronous)
         from pqcore import QueueSettings
 
@@ -117,7 +117,9 @@ class PQCore(Adapter):
         if self._worker is None:
             from pqcore.worker import Worker
 
-            self._worker = Worker(self.queue, self.consumer_id, batch=self.batch)
+            # At its defaults (batch and prefetch window), as the consumer service runs it.
+            extra = {} if self.batch is None else {"batch": self.batch}
+            self._worker = Worker(self.queue, self.consumer_id, **extra)
         return self._worker
 
     def take(self, wait: float = 0.0) -> tuple[Any, str] | None:

@@ -12,6 +12,7 @@ from typing import Any
 from loguru import logger
 
 from pqcore import InvalidArgument
+from pqcore.worker import DEFAULT_BATCH as WORKER_DEFAULT_BATCH
 from services.common.entry import module_main, register_service
 from services.common.metrics import start_metrics_server
 from services.common.settings import (
@@ -25,13 +26,12 @@ from services.common.settings import (
 )
 from services.common.signals import StopRequest
 
-# The most jobs one claim takes; fewer for long jobs (PREFETCH_SECONDS: only what the
-# consumer expects to start within a second). A batch is one commit and one round of
-# job-file fsyncs from SYNC_THREADS threads: 128 against 32 took four consumers at zero
-# work from about 8,600 to 11,200 jobs/s (FULL, 2 cores); 256 gained nothing more. The
-# cost: a consumer killed between claim and work holds up to this many unstarted jobs
-# until they are rescued.
-DEFAULT_BATCH = 128
+# pqcore's Worker default (128), also the service's: a batch is one commit and one round
+# of job-file fsyncs from SYNC_THREADS threads. Four consumers at zero work, 5,000 jobs,
+# FULL, 2 cores: batch 32 about 8,600 jobs/s, 128 about 11,200, 256 no more. The cost: a
+# consumer killed between its claim and the work holds up to this many unstarted jobs
+# until they are rescued (never more than it expected to start within a second).
+DEFAULT_BATCH = WORKER_DEFAULT_BATCH
 
 HELP = "claim jobs, run their handler (default: append a completion line to the job file)"
 

@@ -153,6 +153,7 @@ def test_buffered_jobs_cancelled_before_handout_are_refused_on_close(queue: Queu
         queue,
         "w1",
         batch=3,
+        prefetch_seconds=None,
         on_settled=lambda o, j: heard.append((o.job_id, OutcomeKind(o.kind), j is not None)),
     )
     first = worker.next()
@@ -180,6 +181,7 @@ def test_aged_buffered_jobs_cancelled_meanwhile_are_refused_and_fresh_ones_claim
         "w1",
         batch=2,
         lease_seconds=10,
+        prefetch_seconds=None,
         on_settled=lambda o, j: heard.append((o.job_id, j is not None)),
     ) as worker:
         first = worker.next()

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from pqcore import InvalidArgument, JobState, Outcome, OutcomeKind, Queue
-from pqcore.worker import Worker
+from pqcore.worker import DEFAULT_BATCH, Worker
 from tests.backends import FakeClock, QueueMaker
 
 
@@ -50,7 +50,7 @@ def test_two_workers_complete_every_job_exactly_once(make_queue: QueueMaker) -> 
 
 def test_close_gives_back_claimed_jobs_never_handed_out(queue: Queue) -> None:
     jobs = queue.enqueue_many([f"j{i}" for i in range(10)])
-    worker = Worker(queue, "w1", batch=8)
+    worker = Worker(queue, "w1", batch=8, prefetch_seconds=None)
     started = worker.next()
     assert started is not None and worker.buffered == 7
     worker.done(started)
@@ -186,7 +186,7 @@ def test_a_buffered_job_with_an_aged_lease_is_given_back_and_claimed_afresh(
     queue: Queue, clock: FakeClock
 ) -> None:
     queue.enqueue_many(["a", "b", "c"])
-    with Worker(queue, "w1", batch=3, lease_seconds=10) as worker:
+    with Worker(queue, "w1", batch=3, lease_seconds=10, prefetch_seconds=None) as worker:
         first = worker.next()
         assert first is not None
         buffered = {"b", "c"}
@@ -242,6 +242,31 @@ def test_with_a_prefetch_window_short_jobs_are_claimed_in_batches(queue: Queue) 
         worker.done(second)
         third = worker.next()  # two handouts gave a pace: the next claim fills the batch
         assert third is not None and worker.buffered == 7
+
+
+def test_by_default_short_jobs_are_claimed_a_full_batch_at_a_time(queue: Queue) -> None:
+    queue.enqueue_many([f"j{i}" for i in range(DEFAULT_BATCH + 10)])
+    with Worker(queue, "w1") as worker:
+        assert worker.batch == DEFAULT_BATCH
+        for _ in range(2):  # pace unknown: one at a time until two handouts give it
+            job = worker.next()
+            assert job is not None and worker.buffered == 0
+            worker.done(job)
+        third = worker.next()
+        assert third is not None and worker.buffered == DEFAULT_BATCH - 1
+
+
+def test_by_default_long_jobs_are_claimed_only_a_second_ahead(queue: Queue) -> None:
+    queue.enqueue_many([f"j{i}" for i in range(20)])
+    with Worker(queue, "w1") as worker:
+        for _ in range(5):
+            job = worker.next()
+            assert job is not None
+            # Each job takes 0.25 s: a second holds four, the one in hand and three more.
+            assert worker.buffered <= 3
+            assert queue.stats().counts["processing"] <= 4
+            time.sleep(0.25)
+            worker.done(job)
 
 
 def test_on_settled_hears_of_every_outcome_and_of_lost_leases(

@@ -31,10 +31,10 @@ groups calls):
   the next claim waits until this long after it (after a full claim, or one that found
   nothing, the next runs at once), so a consumer keeping up with its producers claims
   the jobs of a few milliseconds together instead of one write transaction a job.
-* ``prefetch_seconds`` keeps long jobs from being hoarded: the worker claims only as
-  many jobs as it expects to hand out within that time (from the pace it has been
-  handing them out at), at least one and at most ``batch``. Without it every claim
-  asks for ``batch``.
+* ``prefetch_seconds`` (default 1 s) keeps long jobs from being hoarded: the worker
+  claims only as many jobs as it expects to hand out within that time (from the pace
+  it has been handing them out at), at least one and at most ``batch``. With None
+  every claim asks for ``batch``.
 """
 
 from __future__ import annotations
@@ -53,7 +53,13 @@ from pqcore.states import OutcomeKind
 from pqcore.validation import encode_json
 from pqcore.validation import lease_seconds as check_lease
 
-DEFAULT_BATCH = 32
+# A claim is one commit, and so is a batch of outcomes: the batch sets how many commits
+# (and fsyncs, at FULL) a job costs. 128 against 32, 4 processes draining (2 cores):
+# SQLite FULL 18,185 -> 26,392 jobs/s, NORMAL 21,229 -> 28,348, PostgreSQL 12,993 ->
+# 17,674. A big batch would hoard long jobs; DEFAULT_PREFETCH_SECONDS keeps a claim to
+# what the worker expects to start within a second.
+DEFAULT_BATCH = 128
+DEFAULT_PREFETCH_SECONDS = 1.0
 DEFAULT_MAX_ACK_DELAY = 0.05
 DEFAULT_CLAIM_COOLDOWN = 0.005
 
@@ -69,7 +75,7 @@ class Worker:
         lease_seconds: float | None = None,
         max_ack_delay: float = DEFAULT_MAX_ACK_DELAY,
         claim_cooldown: float = DEFAULT_CLAIM_COOLDOWN,
-        prefetch_seconds: float | None = None,
+        prefetch_seconds: float | None = DEFAULT_PREFETCH_SECONDS,
         on_settled: Callable[[Outcome, Job | None], None] | None = None,
         before_write: Callable[[list[Outcome]], list[Outcome]] | None = None,
     ) -> None:
