@@ -262,7 +262,8 @@ def render(
 
 PG_NOTES = """### How to read this
 - pq: `enqueue` / `enqueue_many`, consumed through `pqcore.worker.Worker` at its defaults
-  (batch 32, max_ack_delay 50 ms), leases, fencing tokens and a history row per transition.
+  (up to 128 jobs a claim, only what it expects to start within 1 s, max_ack_delay
+  50 ms), leases, fencing tokens and a history row per transition.
 - pgqueuer: `Queries.enqueue`, `QueueManager.run()` at its defaults (batch_size 10); a
   finished job moves to its log table. procrastinate: `defer_async` / `batch_defer_async`,
   `run_worker_async()` at its defaults (concurrency 1). Oban for Python: `enqueue` /

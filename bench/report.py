@@ -356,8 +356,9 @@ NOTES = """### How to read this
 - Every timed run handles the number of jobs in the title. Each workload runs in rounds, every
   system once per round in a rotating order; a cell is the median round [min–max]. A ratio is
   pq's figure over the peer's *in the same round*, and the median [min–max] of those is shown.
-- pq consumes through `pqcore.worker.Worker` (claims 32 at a time, completions written with
-  the next claim, every outcome meant to be written within `max_ack_delay`, 50 ms):
+- pq consumes through `pqcore.worker.Worker` at its defaults (claims up to 128 at a time,
+  only what it expects to start within a second; completions written with the next claim,
+  every outcome meant to be written within `max_ack_delay`, 50 ms):
   acknowledgements, leases and the per-transition history are all kept. Huey deletes a job
   when it is dequeued: no acknowledgement, a crash loses the job.
 - 2b is what a user who does not use the `Worker` gets: `claim(limit=1)` then `complete`, two
