@@ -41,7 +41,7 @@ def run_service(name: str, run: Run, args: argparse.Namespace) -> int:
         log_dir=args.log_dir,
         level=args.log_level,
         json=args.log_json,
-        stderr_level=args.stderr_log_level or None,
+        stderr_level=args.stderr_log_level,
     )
     LIVENESS.timeout = args.liveness_timeout
     try:

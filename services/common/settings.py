@@ -69,9 +69,9 @@ LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL
 
 
 def log_level(value: str) -> str:
-    """A loguru level name, any case; empty means "the default" where that is allowed."""
+    """A loguru level name, any case."""
     level = value.strip().upper()
-    if level and level not in LOG_LEVELS:
+    if level not in LOG_LEVELS:
         raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, not {value!r}")
     return level
 
@@ -149,9 +149,9 @@ def add_common_settings(parser: argparse.ArgumentParser, *, metrics_port: int) -
         parser,
         "--stderr-log-level",
         "PQ_LOG_STDERR_LEVEL",
-        "",
-        "level of the lines also written to stderr (default: --log-level); supervisor's"
-        " configuration sets WARNING, as the log file has every line",
+        None,
+        "level of the lines also written to stderr when there is a log file (none: the"
+        " --log-level); supervisor's configuration sets WARNING, the file has every line",
         type=log_level,
     )
     add_setting(

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 LOG_TWO_LINES = (
@@ -53,16 +55,26 @@ def test_a_log_file_that_cannot_be_written_puts_every_line_on_stderr(tmp_path: P
     assert "completed job=1" in stderr and "failed job=2" in stderr
 
 
-def test_an_unknown_level_is_a_clear_error_not_a_traceback(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("env", "flags", "named"),
+    [
+        ({"PQ_LOG_STDERR_LEVEL": "loud"}, [], "--stderr-log-level"),
+        ({}, ["--log-level="], "--log-level"),
+        ({"PQ_LOG_LEVEL": "verbose"}, [], "--log-level"),
+    ],
+)
+def test_an_unknown_level_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, env: dict[str, str], flags: list[str], named: str
+) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "services.consumer", "--db", str(tmp_path / "q.db")],
+        [sys.executable, "-m", "services.consumer", "--db", str(tmp_path / "q.db"), *flags],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PQ_LOG_STDERR_LEVEL": "loud"},
+        env={"PATH": "/usr/bin:/bin", **env},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
-    assert "--stderr-log-level: expected one of" in result.stderr
+    assert f"{named}: expected one of" in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "q.db").exists()
