@@ -12,7 +12,7 @@ from typing import Any
 from loguru import logger
 
 from pqcore import InvalidArgument
-from pqcore.worker import DEFAULT_BATCH as WORKER_DEFAULT_BATCH
+from pqcore.worker import DEFAULT_BATCH
 from services.common.entry import module_main, register_service
 from services.common.metrics import start_metrics_server
 from services.common.settings import (
@@ -25,13 +25,6 @@ from services.common.settings import (
     process_id,
 )
 from services.common.signals import StopRequest
-
-# pqcore's Worker default (128), also the service's: a batch is one commit and one round
-# of job-file fsyncs from SYNC_THREADS threads. Four consumers at zero work, 5,000 jobs,
-# FULL, 2 cores: batch 32 about 8,600 jobs/s, 128 about 11,200, 256 no more. The cost: a
-# consumer killed between its claim and the work holds up to this many unstarted jobs
-# until they are rescued (never more than it expected to start within a second).
-DEFAULT_BATCH = WORKER_DEFAULT_BATCH
 
 HELP = "claim jobs, run their handler (default: append a completion line to the job file)"
 
@@ -91,6 +84,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "--batch",
         "PQ_CONSUMER_BATCH",
+        # pqcore's Worker default (128). A batch is one commit and one round of job-file
+        # fsyncs from SYNC_THREADS threads: four consumers at zero work, 5,000 jobs, FULL,
+        # 2 cores, ran about 8,600 jobs/s at 32, 11,200 at 128, no more at 256. The cost:
+        # a consumer killed between its claim and the work holds up to this many
+        # unstarted jobs until they are rescued (never more than a second's worth).
         DEFAULT_BATCH,
         "the most jobs one claim takes; a consumer claims fewer when its jobs are long"
         " (only what it expects to start within a second)",

@@ -57,17 +57,17 @@ from pqcore import (
     running,
     taskcall,
 )
-from pqcore.worker import Worker
+from pqcore.worker import DEFAULT_BATCH, DEFAULT_PREFETCH_SECONDS, Worker
 from services.common import liveness, storage
 from services.common.signals import StopRequest
 from services.consumer import durability, handlers, metrics
-from services.consumer.cli import DEFAULT_BATCH
 
 IMMEDIATE_RETRIES = 3
 IMMEDIATE_BACKOFF_SECONDS = 0.1  # doubled per retry, with jitter
 IDLE_WAIT_SECONDS = 0.5  # how long one wait_for_jobs blocks before the loop looks at signals
 TICK_SECONDS = 0.1  # the heartbeat thread's clock
-PREFETCH_SECONDS = 1.0  # claim what this consumer expects to start within this time
+# The Worker's default (1 s): claim what this consumer expects to start within it.
+PREFETCH_SECONDS = DEFAULT_PREFETCH_SECONDS
 MAX_ACK_DELAY = 0.05  # an outcome is written at most this long after the handler returns
 
 
@@ -84,7 +84,7 @@ class ConsumerSettings:
     lease_seconds: float = 30.0
     grace_seconds: float = 15.0
     queues: tuple[str, ...] | None = None  # None: every queue
-    batch: int = DEFAULT_BATCH  # the most jobs one claim takes (cli.DEFAULT_BATCH says why)
+    batch: int = DEFAULT_BATCH  # the most jobs one claim takes (cli's --batch says why)
 
     def __post_init__(self) -> None:
         if not 0 <= self.work_min <= self.work_max:
